@@ -156,7 +156,7 @@ pub fn dispatch(plugin: &dyn Plugin, lookup: impl Fn(&str) -> Option<String>, st
 /// The entry point of a plugin binary: dispatch the process's own invocation and write the answer.
 ///
 /// With no `CNI_COMMAND` it prints `about` and the versions it speaks to stderr and exits 0.
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::disallowed_methods)]
 pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
     // A panic is answered as a code-999 object by `dispatch`; the hook only logs it, so that no
     // backtrace is ever printed, whatever RUST_BACKTRACE says.
