@@ -1,0 +1,295 @@
+//! Bridge MAC spoof check: frames entering the bridge from a guarded port must carry the container's MAC.
+//!
+//! ```text
+//! table bridge tether-<network> {
+//!     set ports   { type ifname; elements = { "veth1234" comment "<containerID>/<ifname>" } }
+//!     set allowed { type ifname . ether_addr; elements = { "veth1234" . 02:00:00:00:00:01 comment "..." } }
+//!     chain prerouting {
+//!         type filter hook prerouting priority -300; policy accept;
+//!         iifname != @ports return
+//!         iifname . ether saddr != @allowed drop
+//!         ether type arp iifname . arp saddr ether != @allowed drop
+//!     }
+//! }
+//! ```
+//!
+//! The reference (`pkg/link/spoofcheck.go`) adds two chains and a jump rule per container in `bridge nat` and
+//! checks the Ethernet source address only. Here the rules are fixed per network and the per-container state is
+//! two set elements. The ARP rule also checks the sender hardware address inside ARP, so a container cannot
+//! poison its neighbours' ARP caches with another MAC while using its own as the frame source.
+
+use crate::names;
+use crate::netlink::{Batch, Commit};
+use crate::objects::{
+    self, base, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
+};
+use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
+use crate::NftError;
+
+const CHAIN: &str = "prerouting";
+/// NF_BR_PRE_ROUTING, and the priority the reference uses (NF_BR_PRI_NAT_DST_BRIDGED).
+const HOOK_PREROUTING: u32 = 0;
+const PRIORITY: i32 = -300;
+const PORTS: &str = "ports";
+const ALLOWED: &str = "allowed";
+/// IFNAMSIZ: an interface name in a register or key is 16 bytes, NUL-padded.
+const IFNAMSIZ: usize = 16;
+const ETH_P_ARP: [u8; 2] = [0x08, 0x06];
+
+fn table(op: &'static str, network: &str) -> Result<Table, NftError> {
+    Ok(Table { family: Family::Bridge, name: names::table_name(op, network)? })
+}
+
+fn table_contents(t: &Table, batch: &mut Batch) {
+    let chain = objects::new_base_chain(t, CHAIN, "filter", HOOK_PREROUTING, PRIORITY);
+    batch.push(chain, format!("chain {} {} {CHAIN}", t.family.name(), t.name));
+    let sets = [
+        SetSpec {
+            name: PORTS,
+            key_type: datatype::IFNAME,
+            key_len: IFNAMSIZ as u32,
+            flags: 0,
+            key_byteorder: BYTEORDER_HOST_ENDIAN,
+        },
+        SetSpec {
+            name: ALLOWED,
+            key_type: datatype::concat(&[datatype::IFNAME, datatype::ETHERADDR]),
+            // each component of a concatenation takes whole 4-byte registers: 16 + 8
+            key_len: (IFNAMSIZ + 8) as u32,
+            flags: 0,
+            key_byteorder: BYTEORDER_HOST_ENDIAN,
+        },
+    ];
+    for (id, spec) in sets.iter().enumerate() {
+        batch.push(objects::new_set(t, spec, id as u32 + 1), t.set(spec.name).describe());
+    }
+    for rule in rules() {
+        batch.push(objects::new_rule(t, CHAIN, &rule), format!("rule in chain {} {} {CHAIN}", t.family.name(), t.name));
+    }
+}
+
+fn rules() -> Vec<Vec<Expr>> {
+    let iifname = |dreg| Expr::Meta { key: meta_key::IIFNAME, dreg };
+    let not_allowed = Expr::Lookup { sreg: reg::R32_00, set: ALLOWED, invert: true };
+    vec![
+        // iifname != @ports return
+        vec![
+            iifname(reg::R1),
+            Expr::Lookup { sreg: reg::R1, set: PORTS, invert: true },
+            Expr::Verdict(verdict::RETURN),
+        ],
+        // iifname . ether saddr != @allowed drop
+        vec![
+            iifname(reg::R32_00),
+            Expr::Payload { base: base::LL, offset: 6, len: 6, dreg: reg::R32_04 },
+            not_allowed.clone(),
+            Expr::Verdict(verdict::DROP),
+        ],
+        // ether type arp iifname . arp saddr ether != @allowed drop
+        vec![
+            Expr::Payload { base: base::LL, offset: 12, len: 2, dreg: reg::R1 },
+            Expr::Cmp { sreg: reg::R1, eq: true, data: ETH_P_ARP.to_vec() },
+            iifname(reg::R32_00),
+            Expr::Payload { base: base::NETWORK, offset: 8, len: 6, dreg: reg::R32_04 },
+            not_allowed,
+            Expr::Verdict(verdict::DROP),
+        ],
+    ]
+}
+
+fn port_key(port: &str) -> Vec<u8> {
+    let mut k = port.as_bytes().to_vec();
+    k.resize(IFNAMSIZ, 0);
+    k
+}
+
+fn allowed_key(port: &str, mac: &[u8; 6]) -> Vec<u8> {
+    let mut k = port_key(port);
+    k.extend_from_slice(mac);
+    k.extend_from_slice(&[0, 0]); // the MAC's register is zero-padded to 8 bytes
+    k
+}
+
+fn port_of(key: &[u8]) -> Option<String> {
+    let name = key.get(..IFNAMSIZ)?;
+    let end = name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
+    String::from_utf8(name[..end].to_vec()).ok()
+}
+
+fn mac_of(key: &[u8]) -> Option<[u8; 6]> {
+    key.get(IFNAMSIZ..IFNAMSIZ + 6)?.try_into().ok()
+}
+
+fn fmt_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Bridge MAC spoof check: frames entering the bridge from `host_port` (the node end of the veth) are dropped
+/// unless their source MAC (and, for ARP, the sender hardware address) is `mac`. Keyed by (network, container
+/// ID, ifname) for removal. Idempotent; state left on `host_port` by another attachment is replaced.
+pub fn spoofchk_add(
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+    host_port: &str,
+    mac: [u8; 6],
+) -> Result<(), NftError> {
+    const OP: &str = "spoofchk_add";
+    let table = table(OP, network)?;
+    let owner = names::owner(OP, container_id, ifname)?;
+    names::check_ifname(OP, "host port", host_port)?;
+    let port_elem = Elem::new(port_key(host_port), Some(&owner));
+    let allowed_elem = Elem::new(allowed_key(host_port, &mac), Some(&owner));
+    let (ports, allowed) = (table.set(PORTS), table.set(ALLOWED));
+    let what = format!("{host_port} . {} in {}", fmt_mac(&mac), allowed.describe());
+
+    let mut ctx = Ctx::open(OP)?;
+    // Fast path: neither element exists yet (the usual ADD). Exclusive adds, so anything present shows up as
+    // EEXIST and is handled below against a consistent read.
+    let mut batch = Batch::new();
+    batch.push(
+        objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
+        format!("{host_port} in {}", ports.describe()),
+    );
+    batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
+    match ctx.commit(&batch, &table.describe())? {
+        Commit::Done => return Ok(()),
+        Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => {}
+        Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+        Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
+    }
+
+    // Slow path: read both sets and rewrite this port's state in one generation-checked transaction.
+    let mut last: Option<NftError> = None;
+    for attempt in 0..MAX_ATTEMPTS {
+        backoff(attempt);
+        let genid = ctx.generation()?;
+        let (Some(have_ports), Some(have_allowed)) = (ctx.read_set(ports)?, ctx.read_set(allowed)?) else {
+            ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+            continue;
+        };
+        let mut batch = Batch::new().if_generation(genid);
+        // The port: ours stays; another owner's is replaced.
+        match have_ports.iter().find(|e| e.key == port_elem.key) {
+            Some(e) if e.comment == port_elem.comment => {}
+            found => {
+                if let Some(e) = found {
+                    log::info!("{OP}: port {host_port} belonged to {:?}; taking it over for {owner}", e.comment);
+                    batch.push(
+                        objects::del_elems(ports, std::slice::from_ref(e)),
+                        format!("{host_port} in {}", ports.describe()),
+                    );
+                }
+                batch.push(
+                    objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
+                    format!("{host_port} in {}", ports.describe()),
+                );
+            }
+        }
+        // Allowed MACs on the port: exactly ours.
+        let on_port: Vec<&Elem> = have_allowed.iter().filter(|e| e.key.starts_with(&port_elem.key)).collect();
+        let mut have_ours = false;
+        for e in on_port {
+            if *e == allowed_elem {
+                have_ours = true;
+            } else {
+                batch.push(objects::del_elems(allowed, std::slice::from_ref(e)), what.clone());
+            }
+        }
+        if !have_ours {
+            batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match ctx.commit(&batch, &table.describe())? {
+            Commit::Done => return Ok(()),
+            Commit::Rejected { errno: libc::ERESTART, .. } => {}
+            Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => {
+                last = Some(ctx.failure(&batch, &fs[0]));
+            }
+            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| NftError::protocol(OP, table.describe(), "ruleset kept changing; gave up after retries")))
+}
+
+/// Remove this attachment's spoof-check state, found by (network, container ID, ifname). Ok when absent. The
+/// table goes with the network's last guarded port.
+pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
+    const OP: &str = "spoofchk_del";
+    let table = table(OP, network)?;
+    let owner = names::owner(OP, container_id, ifname)?;
+    let mut ctx = Ctx::open(OP)?;
+    ctx.remove_where(&table, &[PORTS, ALLOWED], |e| e.comment.as_deref() == Some(owner.as_str()))?;
+    Ok(())
+}
+
+/// The (host port, MAC) pairs guarded for this attachment (for CHECK). Empty when absent.
+pub fn spoofchk_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<(String, [u8; 6])>, NftError> {
+    const OP: &str = "spoofchk_list";
+    let table = table(OP, network)?;
+    let owner = names::owner(OP, container_id, ifname)?;
+    let mut ctx = Ctx::open(OP)?;
+    let elems = ctx.read_set_consistent(table.set(ALLOWED))?.unwrap_or_default();
+    let mut out: Vec<(String, [u8; 6])> = elems
+        .iter()
+        .filter(|e| e.comment.as_deref() == Some(owner.as_str()))
+        .filter_map(|e| Some((port_of(&e.key)?, mac_of(&e.key)?)))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Remove the spoof-check state of every attachment of `network` not in `valid` ((container ID, ifname) pairs).
+pub fn spoofchk_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
+    const OP: &str = "spoofchk_gc";
+    let table = table(OP, network)?;
+    let keep: Vec<String> = valid.iter().filter_map(|(id, ifname)| names::owner(OP, id, ifname).ok()).collect();
+    let mut ctx = Ctx::open(OP)?;
+    let removed = ctx.remove_where(&table, &[PORTS, ALLOWED], |e| {
+        !e.comment.as_ref().is_some_and(|c| keep.iter().any(|k| k == c))
+    })?;
+    if removed > 0 {
+        log::info!("{OP}: removed {removed} stale spoof-check element(s) of {}", table.describe());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let mac = [0x02, 0, 0, 0, 0, 0x01];
+        let k = allowed_key("veth1", &mac);
+        assert_eq!(k.len(), 24);
+        assert_eq!(&k[..6], b"veth1\0");
+        assert_eq!(port_of(&k).as_deref(), Some("veth1"));
+        assert_eq!(mac_of(&k), Some(mac));
+        assert_eq!(&k[22..], &[0, 0]);
+        assert!(k.starts_with(&port_key("veth1")));
+        assert!(!allowed_key("veth10", &mac).starts_with(&port_key("veth1")), "port prefix includes the NUL padding");
+        assert_eq!(port_of(&port_key("abcdefghijklmno")).as_deref(), Some("abcdefghijklmno"));
+        assert_eq!(fmt_mac(&mac), "02:00:00:00:00:01");
+    }
+
+    #[test]
+    fn rules_drop_or_return() {
+        let r = rules();
+        assert_eq!(r.len(), 3);
+        assert!(matches!(r[0].last(), Some(Expr::Verdict(verdict::RETURN))));
+        assert!(matches!(r[1].last(), Some(Expr::Verdict(verdict::DROP))));
+        assert!(matches!(r[2].last(), Some(Expr::Verdict(verdict::DROP))));
+    }
+
+    #[test]
+    fn invalid_input() {
+        assert!(spoofchk_add("n", "c", "eth0", "", [0; 6]).unwrap_err().is_invalid_input());
+        assert!(spoofchk_add("n", "c", "eth0", "0123456789abcdef", [0; 6]).unwrap_err().is_invalid_input());
+        assert!(spoofchk_del("", "c", "eth0").unwrap_err().is_invalid_input());
+    }
+}

@@ -1,0 +1,168 @@
+//! The engine shared by masquerade and spoof check: one connection per public call, race-free table creation,
+//! reading sets back, and removing elements by owner as a compare-and-swap transaction.
+
+use std::time::Duration;
+
+use crate::netlink::{Batch, Commit, Conn, Failure, Msg, WireError};
+use crate::objects::{self, Elem, SetRef, Table};
+use crate::NftError;
+
+/// How often a transaction is recomputed when concurrent changes invalidate it. Each retry re-reads the state,
+/// so this only bounds pathological contention.
+pub(crate) const MAX_ATTEMPTS: u32 = 100;
+/// Elements per NEWSETELEM/DELSETELEM message: keeps each nested attribute far below the 64 KiB it can hold.
+const ELEMS_PER_MSG: usize = 128;
+
+/// A public call in progress: its name (for errors) and its socket, opened in the caller's network namespace.
+pub(crate) struct Ctx {
+    pub(crate) op: &'static str,
+    conn: Conn,
+}
+
+impl Ctx {
+    pub(crate) fn open(op: &'static str) -> Result<Ctx, NftError> {
+        let conn = Conn::open().map_err(|e| NftError::io(op, "nfnetlink socket", e))?;
+        Ok(Ctx { op, conn })
+    }
+
+    fn wire(&self, object: &str, e: WireError) -> NftError {
+        match e {
+            WireError::Io(e) => NftError::io(self.op, object, e),
+            WireError::Protocol(why) => NftError::protocol(self.op, object, why),
+        }
+    }
+
+    /// The error for a message of `batch` the kernel refused.
+    pub(crate) fn failure(&self, batch: &Batch, f: &Failure) -> NftError {
+        NftError::errno(self.op, batch.object(f.index), f.errno, f.detail.clone())
+    }
+
+    /// Apply `batch`. `what` names the transaction in errors that are not tied to one message.
+    pub(crate) fn commit(&mut self, batch: &Batch, what: &str) -> Result<Commit, NftError> {
+        self.conn.commit(batch).map_err(|e| self.wire(what, e))
+    }
+
+    /// The current ruleset generation, for [`Batch::if_generation`].
+    pub(crate) fn generation(&mut self) -> Result<u32, NftError> {
+        self.conn.generation().map_err(|e| self.wire("ruleset generation", e))
+    }
+
+    /// Every element of `set`, or None when the set (or its table) does not exist.
+    pub(crate) fn read_set(&mut self, set: SetRef<'_>) -> Result<Option<Vec<Elem>>, NftError> {
+        match self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))? {
+            Ok(dump) => Ok(Some(dump.bodies.iter().flat_map(|b| objects::parse_elems(b)).collect())),
+            Err(e) if e.errno == libc::ENOENT => Ok(None),
+            Err(e) => Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
+        }
+    }
+
+    /// Like [`Ctx::read_set`], but retried while the kernel flags the dump as interrupted by a concurrent change,
+    /// for readers that do not follow up with a generation-checked transaction.
+    pub(crate) fn read_set_consistent(&mut self, set: SetRef<'_>) -> Result<Option<Vec<Elem>>, NftError> {
+        for _ in 0..MAX_ATTEMPTS {
+            match self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))? {
+                Ok(dump) if dump.interrupted => continue,
+                Ok(dump) => return Ok(Some(dump.bodies.iter().flat_map(|b| objects::parse_elems(b)).collect())),
+                Err(e) if e.errno == libc::ENOENT => return Ok(None),
+                Err(e) => return Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
+            }
+        }
+        Err(NftError::protocol(self.op, set.describe(), "set kept changing while being read"))
+    }
+
+    /// The element of `set` with `key`, or None when it (or the set) does not exist.
+    pub(crate) fn get_elem(&mut self, set: SetRef<'_>, key: &[u8]) -> Result<Option<Elem>, NftError> {
+        match self.conn.get(objects::get_elem(set, key)).map_err(|e| self.wire(&set.describe(), e))? {
+            Ok(reply) => Ok(reply.bodies.iter().flat_map(|b| objects::parse_elems(b)).find(|e| e.key == key)),
+            Err(e) if e.errno == libc::ENOENT => Ok(None),
+            Err(e) => Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
+        }
+    }
+
+    /// Create `table` with everything `contents` adds (chains, sets, rules) in one transaction. The table message
+    /// carries NLM_F_EXCL, so when another process created the table first the whole batch is refused with EEXIST
+    /// on that message and nothing is duplicated: that counts as success.
+    pub(crate) fn ensure_table(&mut self, table: &Table, contents: impl FnOnce(&mut Batch)) -> Result<(), NftError> {
+        let mut batch = Batch::new();
+        batch.push(objects::new_table(table), table.describe());
+        contents(&mut batch);
+        match self.commit(&batch, &table.describe())? {
+            Commit::Done => {
+                log::debug!("{}: created {}", self.op, table.describe());
+                Ok(())
+            }
+            Commit::Failed(fs) if fs.iter().any(|f| f.index == 0 && f.errno == libc::EEXIST) => Ok(()),
+            Commit::Failed(fs) => Err(self.failure(&batch, &fs[0])),
+            Commit::Rejected { errno, detail } => Err(NftError::errno(self.op, table.describe(), errno, detail)),
+        }
+    }
+
+    /// Remove every element of `sets` for which `doomed` holds, as one transaction that only commits if nothing
+    /// changed since the sets were read. When no element is left in any of `sets`, the table goes too (a
+    /// concurrent ADD either lands before our read, and then the table stays, or finds the table gone and
+    /// recreates it). A missing table is success. Returns how many elements were removed.
+    pub(crate) fn remove_where(
+        &mut self,
+        table: &Table,
+        sets: &[&'static str],
+        doomed: impl Fn(&Elem) -> bool,
+    ) -> Result<usize, NftError> {
+        let mut last: Option<NftError> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            let genid = self.generation()?;
+            let mut batch = Batch::new().if_generation(genid);
+            let (mut removed, mut remaining, mut found) = (0, 0, false);
+            for &name in sets {
+                let set = table.set(name);
+                let Some(elems) = self.read_set(set)? else { continue };
+                found = true;
+                let (gone, kept): (Vec<Elem>, Vec<Elem>) = elems.into_iter().partition(|e| doomed(e));
+                removed += gone.len();
+                remaining += kept.len();
+                push_elems(&mut batch, set, &gone, objects::del_elems);
+            }
+            if !found {
+                return Ok(0);
+            }
+            if remaining == 0 {
+                batch.push(objects::del_table(table), table.describe());
+            }
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            match self.commit(&batch, &table.describe())? {
+                Commit::Done => return Ok(removed),
+                // The generation moved (ERESTART) or a concurrent call removed something first: read again.
+                Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => {
+                    last = Some(self.failure(&batch, &fs[0]));
+                }
+                Commit::Failed(fs) => return Err(self.failure(&batch, &fs[0])),
+                Commit::Rejected { errno, detail } => {
+                    return Err(NftError::errno(self.op, table.describe(), errno, detail))
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            NftError::protocol(self.op, table.describe(), "ruleset kept changing; gave up after retries")
+        }))
+    }
+}
+
+/// Append messages built by `build` for `elems`, split into chunks.
+pub(crate) fn push_elems(
+    batch: &mut Batch,
+    set: SetRef<'_>,
+    elems: &[Elem],
+    build: impl Fn(SetRef<'_>, &[Elem]) -> Msg,
+) -> Vec<usize> {
+    elems.chunks(ELEMS_PER_MSG).map(|chunk| batch.push(build(set, chunk), set.describe())).collect()
+}
+
+/// Pause before retry `attempt` (none before the first), growing to 2 ms, to let a competing writer finish.
+pub(crate) fn backoff(attempt: u32) {
+    if attempt > 0 {
+        std::thread::sleep(Duration::from_micros(u64::from(attempt.min(40)) * 50));
+    }
+}
