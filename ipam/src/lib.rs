@@ -1,28 +1,177 @@
-//! host-local compatible IPAM: configuration, allocation and the on-disk store.
+//! # tether-ipam: host-local compatible IPAM
+//!
+//! A drop-in for the reference `host-local` IPAM plugin: the same configuration keys, the same
+//! round-robin allocation and the same files in `<dataDir>/<network>/`, so both plugins can run
+//! on one store at once (they lock the same `lock` file). What differs: a private index under
+//! `.tether/` keeps ADD, DEL and CHECK independent of the number of reservations (host-local
+//! reads every file on every command); a repeated ADD for an attachment returns the addresses it
+//! already holds instead of failing; reservations are created whole (temp file + link) so a crash
+//! never leaves a half-written one; gateways, network and broadcast addresses are never handed
+//! out; STATUS and GC (CNI 1.1) are implemented.
+//!
+//! [`HostLocal`] is both the binary's plugin and the library entry point: the `tether` plugin
+//! calls it in process (`HostLocal.add(&request)`, ...) when `ipam.type` is `tether-ipam`, with
+//! its own [`conf::Request`]. It keeps no state between calls and never prints.
 
-use conf::{CniError, CniResult, ErrorCode, NetResult, Plugin, Request};
+pub mod allocator;
+pub mod config;
+pub mod range;
+pub mod resolv;
+pub mod store;
 
-/// The IPAM plugin.
+use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Plugin, Request};
+use config::IpamConfig;
+use std::collections::HashSet;
+use store::{DiskStore, FileOwner, Open, Owner, Store};
+
+/// The IPAM plugin (`type: "tether-ipam"`). A unit struct: every call opens, locks and closes the
+/// store itself, so it is safe to call from several threads or processes at once.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct HostLocal;
 
-fn not_yet(verb: &str) -> CniError {
-    CniError::new(ErrorCode::Internal, format!("tether-ipam: {verb} is not implemented yet"))
+fn owner(request: &Request) -> Owner<'_> {
+    Owner { id: &request.invocation.container_id, ifname: &request.invocation.ifname }
+}
+
+fn describe(request: &Request) -> String {
+    format!(
+        "container {} interface {} in network {:?}",
+        request.invocation.container_id, request.invocation.ifname, request.config.name
+    )
+}
+
+fn open(data_dir: &std::path::Path, request: &Request, how: Open) -> CniResult<Option<DiskStore>> {
+    DiskStore::open(data_dir, &request.config.name, how)
 }
 
 impl Plugin for HostLocal {
-    fn add(&self, _: &Request) -> CniResult<NetResult> {
-        Err(not_yet("ADD"))
+    /// Reserve one address per range set (or return those the attachment already holds).
+    fn add(&self, request: &Request) -> CniResult<NetResult> {
+        let cfg = IpamConfig::parse(&request.config, request.cni_args()?.ips()?)?;
+        let dns = cfg.resolv_conf.as_deref().map(resolv::read).transpose()?.unwrap_or_default();
+        let who = owner(request);
+        let mut store = open(&cfg.data_dir, request, Open::Create)?
+            .ok_or_else(|| CniError::new(ErrorCode::Io, "store directory vanished"))?;
+        let leases = store
+            .held_by(&who)
+            .and_then(|held| allocator::allocate(&mut store, &cfg.sets, &who, &cfg.requested, &held));
+        store.finish();
+        let leases = leases.map_err(|e| e.context(format!("network {:?}", request.config.name)))?;
+        for lease in leases.iter().filter(|l| !l.fresh) {
+            log::info!("{} already holds {}; returning it", describe(request), lease.address);
+        }
+        Ok(NetResult {
+            ips: leases
+                .iter()
+                .map(|l| IpConfig { address: l.address, gateway: Some(l.gateway), interface: None })
+                .collect(),
+            routes: cfg.routes,
+            dns,
+            interfaces: Vec::new(),
+        })
     }
-    fn del(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("DEL"))
+
+    /// Release the attachment's reservations. Needs only `ipam.dataDir`; absent store or
+    /// reservations are success.
+    fn del(&self, request: &Request) -> CniResult<()> {
+        let data_dir = config::data_dir(&request.config)?;
+        let Some(mut store) = open(&data_dir, request, Open::Existing)? else {
+            return Ok(());
+        };
+        let released = store.release_owner(&owner(request));
+        store.finish();
+        let released = released?;
+        log::debug!("released {released:?} of {}", describe(request));
+        Ok(())
     }
-    fn check(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("CHECK"))
+
+    /// The attachment must hold a reservation, and every `prevResult` address inside our ranges
+    /// must be one of its reservations.
+    fn check(&self, request: &Request) -> CniResult<()> {
+        let cfg = IpamConfig::parse(&request.config, Vec::new())?;
+        let none_held = || CniError::new(ErrorCode::Ipam, format!("no address is reserved for {}", describe(request)));
+        let Some(mut store) = open(&cfg.data_dir, request, Open::Existing)? else {
+            return Err(none_held());
+        };
+        let held = store.held_by(&owner(request));
+        store.finish();
+        let held = held?;
+        if held.is_empty() {
+            return Err(none_held());
+        }
+        for ip in request.config.prev_result.iter().flat_map(|r| r.ips.iter()).map(|c| c.address.addr()) {
+            if cfg.sets.iter().any(|s| s.contains(ip)) && !held.contains(&ip) {
+                return Err(CniError::new(
+                    ErrorCode::Drift,
+                    format!("address {ip} from prevResult is not reserved for {}", describe(request)),
+                ));
+            }
+        }
+        Ok(())
     }
-    fn status(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("STATUS"))
+
+    /// Code 50 unless the store is usable and every range set has a free address.
+    fn status(&self, request: &Request) -> CniResult<()> {
+        let cfg = IpamConfig::parse(&request.config, Vec::new())?;
+        let unavailable = |msg: String| CniError::new(ErrorCode::PluginNotAvailable, msg);
+        let dir = cfg.data_dir.join(&request.config.name);
+        let mut store = match open(&cfg.data_dir, request, Open::Create) {
+            Ok(Some(store)) => store,
+            Ok(None) => return Err(unavailable(format!("store {} is missing", dir.display()))),
+            Err(e) => return Err(unavailable(format!("store {} is not usable: {}", dir.display(), e.msg))),
+        };
+        if let Err(errno) = nix::unistd::access(store.dir(), nix::unistd::AccessFlags::W_OK) {
+            store.finish();
+            return Err(unavailable(format!("store {} is not writable: {errno}", dir.display())));
+        }
+        let result = store.ensure_index().and_then(|()| {
+            for (i, set) in cfg.sets.iter().enumerate() {
+                if !allocator::has_free(&mut store, set)? {
+                    return Err(unavailable(format!(
+                        "range set {i} ({set}) of network {:?} is exhausted: no free address",
+                        request.config.name
+                    )));
+                }
+            }
+            Ok(())
+        });
+        store.finish();
+        result.map_err(|e| if e.code == 50 { e } else { unavailable(format!("store {}: {}", dir.display(), e.msg)) })
     }
-    fn gc(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("GC"))
+
+    /// Release every reservation of the network whose attachment is not in
+    /// `cni.dev/valid-attachments` (legacy ID-only files match on the container ID).
+    fn gc(&self, request: &Request) -> CniResult<()> {
+        let data_dir = config::data_dir(&request.config)?;
+        let Some(mut store) = open(&data_dir, request, Open::Existing)? else {
+            return Ok(());
+        };
+        let valid = &request.config.valid_attachments;
+        let pairs: HashSet<(&str, &str)> = valid.iter().map(|a| (a.container_id.as_str(), a.ifname.as_str())).collect();
+        let ids: HashSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+        let keep = |o: &FileOwner| match o {
+            FileOwner::Attachment { id, ifname } => pairs.contains(&(id.as_str(), ifname.as_str())),
+            FileOwner::Legacy { id } => ids.contains(id.as_str()),
+            FileOwner::Unknown => false,
+        };
+        let scan = store.gc(&keep);
+        store.finish();
+        let scan = scan?;
+        if !scan.released.is_empty() {
+            log::info!("GC of network {:?} released {:?}", request.config.name, scan.released);
+        }
+        if scan.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(CniError::new(
+                ErrorCode::Io,
+                format!(
+                    "GC of network {:?}: {} reservation(s) could not be handled",
+                    request.config.name,
+                    scan.errors.len()
+                ),
+            )
+            .with_details(scan.errors.join("; ")))
+        }
     }
 }

@@ -1,0 +1,302 @@
+//! The on-disk store, shared with host-local, plus a private index that makes every command
+//! cost the same whatever the number of reservations.
+//!
+//! Truth: the reservation files, exactly as host-local writes them. A reservation is created
+//! whole: its content goes to `.tether/tmp-res`, which is then hard-linked to `<dir>/<ip>`; the
+//! link fails when the name exists (O_EXCL semantics), and a crash at any point leaves either no
+//! reservation or a complete one. `last_reserved_ip.<n>` is replaced by rename. The `lock` file
+//! is `flock`ed (exclusively) from [`DiskStore::open`] until the store is dropped, so a whole
+//! command is one critical section, interlocked with host-local which locks the same file.
+//!
+//! Index (`.tether/`): owner buckets ([`super::owners`]), occupancy bitmaps ([`super::used`])
+//! and the seal ([`super::stamp`]). The index is trusted only while the seal matches the
+//! directories; otherwise (host-local or anything else changed the store, a previous command
+//! died halfway, or this is a store host-local made) it is rebuilt by one full scan. Owner
+//! entries are verified against their files before use; a mismatch forces a rebuild.
+//! host-local walks `.tether/` too (its walk is recursive) but only deletes or reports files
+//! whose content equals a container ID, which none of ours ever does.
+
+use super::files::{self, io_error};
+use super::owners::Owners;
+use super::scan::{self, Scan};
+use super::stamp::{self, Stamp};
+use super::used::Used;
+use super::{FileOwner, Owner, Store};
+use conf::{CniError, CniResult, ErrorCode};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Whether [`DiskStore::open`] may create the store directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create `<dataDir>/<network>` (ADD, STATUS).
+    Create,
+    /// Only open an existing store (DEL, CHECK, GC): absent means nothing to do.
+    Existing,
+}
+
+/// An open, locked store of one network.
+#[derive(Debug)]
+pub struct DiskStore {
+    dir: PathBuf,
+    meta: PathBuf,
+    owners: Owners,
+    used: Used,
+    checked: bool,
+    rebuilt: bool,
+    changed: bool,
+    suspect: bool,
+    _lock: Flock<File>,
+}
+
+fn lock(dir: &Path) -> io::Result<Flock<File>> {
+    let path = dir.join("lock");
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path)?
+        }
+        Err(e) => return Err(e),
+    };
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(locked) => return Ok(locked),
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, errno)) => return Err(io::Error::from(errno)),
+        }
+    }
+}
+
+impl DiskStore {
+    /// Open and lock the store `<data_dir>/<network>`; `None` when it does not exist and `how`
+    /// is [`Open::Existing`].
+    ///
+    /// # Errors
+    /// Code 7 for a network name that could escape `data_dir`, code 5 when the directory or the
+    /// lock cannot be created or taken.
+    pub fn open(data_dir: &Path, network: &str, how: Open) -> CniResult<Option<DiskStore>> {
+        if !conf::env::is_valid_identifier(network) {
+            return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid network name {network:?}")));
+        }
+        let dir = data_dir.join(network);
+        match how {
+            Open::Create => files::create_dirs(&dir).map_err(|e| io_error(format!("create {}", dir.display()), &e))?,
+            Open::Existing if !dir.is_dir() => return Ok(None),
+            Open::Existing => {}
+        }
+        let lock = match lock(&dir) {
+            Ok(l) => l,
+            Err(e) if how == Open::Existing && e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(format!("lock {}", dir.join("lock").display()), &e)),
+        };
+        let meta = dir.join(".tether");
+        let created = files::create_dir(&meta).map_err(|e| io_error(format!("create {}", meta.display()), &e))?;
+        Ok(Some(DiskStore {
+            owners: Owners::new(&meta),
+            used: Used::new(&meta),
+            dir,
+            meta,
+            checked: false,
+            rebuilt: false,
+            changed: created,
+            suspect: false,
+            _lock: lock,
+        }))
+    }
+
+    /// The store directory, `<dataDir>/<network>`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Make sure the index is current: rebuild it by a full scan unless its seal still matches.
+    ///
+    /// # Errors
+    /// Code 5 when the rebuild fails.
+    pub fn ensure_index(&mut self) -> CniResult<()> {
+        if self.checked {
+            return Ok(());
+        }
+        self.checked = true;
+        let sealed = stamp::read(&self.meta);
+        if sealed.is_some() && sealed == Stamp::current(&self.dir, &self.meta).ok() {
+            return Ok(());
+        }
+        log::info!("index of {} is not current: rebuilding it from the reservation files", self.dir.display());
+        self.rebuild(None).map(|_| ())
+    }
+
+    fn rebuild(&mut self, keep: Option<&dyn Fn(&FileOwner) -> bool>) -> CniResult<Scan> {
+        self.owners.forget();
+        self.used.forget();
+        self.changed = true;
+        self.suspect = false;
+        self.used.damaged = false;
+        self.checked = true;
+        self.rebuilt = true;
+        scan::rebuild(&self.dir, &self.meta, keep).map_err(|e| io_error(format!("scan {}", self.dir.display()), &e))
+    }
+
+    /// GC: release every reservation whose owner `keep` rejects, and rebuild the index.
+    ///
+    /// # Errors
+    /// Code 5 when the directory cannot be read; per-file problems are in [`Scan::errors`].
+    pub fn gc(&mut self, keep: &dyn Fn(&FileOwner) -> bool) -> CniResult<Scan> {
+        self.rebuild(Some(keep))
+    }
+
+    /// DEL: release every reservation of `owner` (or, when it has none, of its container ID in
+    /// the legacy format). Returns the addresses released.
+    ///
+    /// # Errors
+    /// Code 5 naming the files that could not be removed (the others are released anyway).
+    pub fn release_owner(&mut self, owner: &Owner) -> CniResult<Vec<IpAddr>> {
+        let ips = self.held_by(owner)?;
+        let mut failed = Vec::new();
+        for ip in &ips {
+            let path = self.dir.join(ip.to_string());
+            self.changed = true;
+            match files::remove_opt(&path) {
+                Ok(_) => self.forget(*ip, owner.id),
+                Err(e) => failed.push(format!("{}: {e}", path.display())),
+            }
+        }
+        if failed.is_empty() {
+            Ok(ips)
+        } else {
+            Err(CniError::new(ErrorCode::Io, format!("cannot release {}", failed.join("; "))))
+        }
+    }
+
+    /// Whether the reservation file of `ip` still names `owner` (or its ID, for `legacy`).
+    fn verify(&self, ip: IpAddr, check: &dyn Fn(&FileOwner) -> bool) -> bool {
+        match fs::read(self.dir.join(ip.to_string())) {
+            Ok(content) => check(&FileOwner::parse(&content)),
+            Err(_) => false,
+        }
+    }
+
+    fn note(&mut self, what: &str, result: io::Result<()>) {
+        if let Err(e) = result {
+            log::warn!("index of {}: {what}: {e}; it will be rebuilt", self.dir.display());
+            self.suspect = true;
+        }
+    }
+
+    fn forget(&mut self, ip: IpAddr, id: &str) {
+        let r = self.used.set(ip, false).and_then(|()| self.owners.remove(ip, id));
+        self.note("forget a reservation", r);
+    }
+
+    /// Write the index back and seal it (or leave it unsealed when something looked wrong).
+    /// Failures only cost a rebuild next time, so they are logged, not returned.
+    pub fn finish(mut self) {
+        if !(self.changed || self.suspect || self.used.damaged) {
+            return;
+        }
+        let flushed = self.owners.flush().and_then(|()| self.used.flush());
+        let result = match flushed {
+            Ok(()) if !self.suspect && !self.used.damaged => stamp::seal(&self.dir, &self.meta),
+            Ok(()) => stamp::write(&self.meta, None),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            log::warn!("index of {}: cannot write it back: {e}; it will be rebuilt", self.dir.display());
+            let _ = stamp::write(&self.meta, None);
+        }
+    }
+}
+
+impl Store for DiskStore {
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<bool> {
+        self.ensure_index()?;
+        let path = self.dir.join(ip.to_string());
+        let tmp = self.meta.join("tmp-res");
+        self.changed = true;
+        files::write_new(&tmp, owner.file_content().as_bytes())
+            .map_err(|e| io_error(format!("write {}", tmp.display()), &e))?;
+        let linked = fs::hard_link(&tmp, &path);
+        if let Err(e) = fs::remove_file(&tmp) {
+            log::warn!("remove {}: {e}", tmp.display());
+        }
+        match linked {
+            Ok(()) => {
+                let r = self.used.set(ip, true).and_then(|()| self.owners.insert(ip, owner));
+                self.note("record a reservation", r);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !self.used.is_set(ip).unwrap_or(false) {
+                    let r = self.used.set(ip, true);
+                    self.note("unrecorded reservation found", r);
+                    self.suspect = true;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(io_error(format!("reserve {}", path.display()), &e)),
+        }
+    }
+
+    fn release(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<()> {
+        let path = self.dir.join(ip.to_string());
+        self.changed = true;
+        files::remove_opt(&path).map_err(|e| io_error(format!("release {}", path.display()), &e))?;
+        self.forget(ip, owner.id);
+        Ok(())
+    }
+
+    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> CniResult<Option<IpAddr>> {
+        self.ensure_index()?;
+        match self.used.next_clear(from, to) {
+            Ok(next) => Ok(next),
+            Err(e) => {
+                self.note("read occupancy", Err(e));
+                Ok(Some(from))
+            }
+        }
+    }
+
+    fn last_reserved(&mut self, set: usize) -> CniResult<Option<IpAddr>> {
+        let path = self.dir.join(format!("last_reserved_ip.{set}"));
+        let bytes = files::read_opt(&path).map_err(|e| io_error(format!("read {}", path.display()), &e))?;
+        Ok(bytes.and_then(|b| String::from_utf8_lossy(&b).trim().parse::<IpAddr>().ok()).map(|ip| ip.to_canonical()))
+    }
+
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> CniResult<()> {
+        let path = self.dir.join(format!("last_reserved_ip.{set}"));
+        self.changed = true;
+        files::replace(&self.meta.join("tmp-last"), &path, ip.to_string().as_bytes())
+            .map_err(|e| io_error(format!("write {}", path.display()), &e))
+    }
+
+    fn held_by(&mut self, owner: &Owner) -> CniResult<Vec<IpAddr>> {
+        self.ensure_index()?;
+        loop {
+            let entries = match self.owners.lookup(owner) {
+                Ok(entries) => entries,
+                Err(e) if !self.rebuilt => {
+                    log::warn!("index of {}: {e}; rebuilding it", self.dir.display());
+                    self.rebuild(None)?;
+                    continue;
+                }
+                Err(e) => return Err(io_error(format!("read index of {}", self.dir.display()), &e)),
+            };
+            let verified: Vec<IpAddr> =
+                entries.iter().filter(|e| self.verify(e.ip, &|f| e.matches(f))).map(|e| e.ip).collect();
+            if verified.len() == entries.len() || self.rebuilt {
+                return Ok(verified);
+            }
+            log::warn!("index of {} disagrees with the reservation files; rebuilding it", self.dir.display());
+            self.rebuild(None)?;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "disk_tests.rs"]
+mod tests;

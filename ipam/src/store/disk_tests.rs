@@ -1,0 +1,225 @@
+//! DiskStore tests in a temp directory (no root needed).
+
+use super::*;
+use crate::allocator::allocate;
+use crate::range::{Range, RangeSet};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("tether-ipam-disk-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn net(&self) -> PathBuf {
+        self.0.join("net1")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn sets(subnets: &[&str]) -> Vec<RangeSet> {
+    subnets
+        .iter()
+        .map(|s| RangeSet::new(vec![Range::new(s.parse().unwrap(), None, None, None).unwrap()]).unwrap())
+        .collect()
+}
+
+fn open(t: &TempDir) -> DiskStore {
+    DiskStore::open(&t.0, "net1", Open::Create).unwrap().unwrap()
+}
+
+fn add(t: &TempDir, subnets: &[&str], id: &str) -> Vec<IpAddr> {
+    let mut s = open(t);
+    let who = Owner { id, ifname: "eth0" };
+    let held = s.held_by(&who).unwrap();
+    let leases = allocate(&mut s, &sets(subnets), &who, &[], &held).unwrap();
+    s.finish();
+    leases.iter().map(|l| l.address.addr()).collect()
+}
+
+fn del(t: &TempDir, id: &str) -> Vec<IpAddr> {
+    let mut s = DiskStore::open(&t.0, "net1", Open::Existing).unwrap().unwrap();
+    let r = s.release_owner(&Owner { id, ifname: "eth0" }).unwrap();
+    s.finish();
+    r
+}
+
+fn held(t: &TempDir, id: &str) -> Vec<IpAddr> {
+    let mut s = open(t);
+    let r = s.held_by(&Owner { id, ifname: "eth0" }).unwrap();
+    s.finish();
+    r
+}
+
+/// Put a file in the store without moving the directory's mtime: invisible to the seal.
+fn sneak(t: &TempDir, name: &str, content: &str) {
+    let before = fs::metadata(t.net()).unwrap().modified().unwrap();
+    fs::write(t.net().join(name), content).unwrap();
+    File::open(t.net()).unwrap().set_modified(before).unwrap();
+}
+
+#[test]
+fn files_are_exactly_host_locals() {
+    let t = TempDir::new("format");
+    assert_eq!(add(&t, &["198.18.0.0/24", "fd7e:7e7e::/64"], "ctr1"), [ip("198.18.0.2"), ip("fd7e:7e7e::2")]);
+    let read = |n: &str| fs::read_to_string(t.net().join(n)).unwrap();
+    assert_eq!(read("198.18.0.2"), "ctr1\r\neth0");
+    assert_eq!(read("fd7e:7e7e::2"), "ctr1\r\neth0");
+    assert_eq!(read("last_reserved_ip.0"), "198.18.0.2");
+    assert_eq!(read("last_reserved_ip.1"), "fd7e:7e7e::2");
+    let mode = |n: &str| fs::metadata(t.net().join(n)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("198.18.0.2"), 0o600);
+    assert_eq!(mode("last_reserved_ip.0"), 0o600);
+    assert_eq!(fs::metadata(t.net()).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(mode(".tether"), 0o755);
+    assert_eq!(fs::metadata(t.net().join("198.18.0.2")).unwrap().nlink(), 1, "the temp link is gone");
+    let names: Vec<String> =
+        fs::read_dir(t.net()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 6, "{names:?}"); // 2 reservations, 2 last_reserved_ip, lock, .tether
+                                             // every index file has a header with a space: host-local can never take it for a reservation
+    for e in fs::read_dir(t.net().join(".tether")).unwrap() {
+        let content = fs::read(e.unwrap().path()).unwrap();
+        assert!(content.contains(&b' '));
+    }
+}
+
+#[test]
+fn round_robin_and_release_through_the_disk() {
+    let t = TempDir::new("rr");
+    let net = ["198.18.0.0/29"];
+    assert_eq!(add(&t, &net, "a"), [ip("198.18.0.2")]);
+    assert_eq!(add(&t, &net, "b"), [ip("198.18.0.3")]);
+    assert_eq!(del(&t, "a"), [ip("198.18.0.2")]);
+    assert!(!t.net().join("198.18.0.2").exists());
+    assert_eq!(add(&t, &net, "c"), [ip("198.18.0.4")]);
+    assert_eq!(add(&t, &net, "b"), [ip("198.18.0.3")], "a repeated ADD returns what is held");
+    assert_eq!(del(&t, "nobody"), Vec::<IpAddr>::new());
+    assert_eq!(del(&t, "b"), [ip("198.18.0.3")]);
+    assert_eq!(del(&t, "b"), Vec::<IpAddr>::new(), "DEL twice is fine");
+}
+
+#[test]
+fn the_sealed_index_is_used_without_scanning() {
+    let t = TempDir::new("sealed");
+    add(&t, &["198.18.0.0/24"], "a");
+    // a file slipped in without moving the mtime is not seen: the index, not a scan, answered
+    sneak(&t, "198.18.0.9", "ghost\r\neth0");
+    assert!(held(&t, "ghost").is_empty());
+    // but as soon as the directory changes visibly, the index is rebuilt and it is found
+    fs::write(t.net().join("198.18.0.10"), "other\r\neth0").unwrap();
+    assert_eq!(held(&t, "ghost"), [ip("198.18.0.9")]);
+    assert_eq!(held(&t, "other"), [ip("198.18.0.10")]);
+}
+
+#[test]
+fn foreign_changes_are_noticed() {
+    let t = TempDir::new("foreign");
+    let net = ["198.18.0.0/24"];
+    add(&t, &net, "a"); // .2
+                        // host-local style: a new reservation and a release behind our back
+    fs::write(t.net().join("198.18.0.3"), "hl\r\neth0").unwrap();
+    assert_eq!(add(&t, &net, "b"), [ip("198.18.0.4")], ".3 is taken by the foreign file");
+    fs::remove_file(t.net().join("198.18.0.2")).unwrap();
+    assert!(held(&t, "a").is_empty());
+    assert_eq!(del(&t, "hl"), [ip("198.18.0.3")]);
+}
+
+#[test]
+fn owner_entries_are_verified_against_the_files() {
+    let t = TempDir::new("verify");
+    add(&t, &["198.18.0.0/24"], "a"); // .2
+                                      // rewrite the content in place (no directory change): the index still says "a"
+    let before = fs::metadata(t.net()).unwrap().modified().unwrap();
+    fs::write(t.net().join("198.18.0.2"), "z\r\neth0").unwrap();
+    File::open(t.net()).unwrap().set_modified(before).unwrap();
+    assert!(held(&t, "a").is_empty(), "a stale entry is never trusted");
+    assert_eq!(held(&t, "z"), [ip("198.18.0.2")], "the rebuild found the real owner");
+    assert!(del(&t, "a").is_empty(), "DEL never removes another container's reservation");
+    assert!(t.net().join("198.18.0.2").exists());
+}
+
+#[test]
+fn a_stale_occupancy_bit_never_hands_out_a_taken_address() {
+    let t = TempDir::new("stale-used");
+    add(&t, &["198.18.0.0/24"], "a"); // .2
+    sneak(&t, "198.18.0.3", "ghost\r\neth0");
+    assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.4")]);
+    assert_eq!(fs::read_to_string(t.net().join("198.18.0.3")).unwrap(), "ghost\r\neth0");
+    // the disagreement left the index unsealed: the next command rebuilt it and knows the owner
+    assert_eq!(held(&t, "ghost"), [ip("198.18.0.3")]);
+}
+
+#[test]
+fn legacy_id_only_files_are_found_and_released() {
+    let t = TempDir::new("legacy");
+    fs::create_dir_all(t.net()).unwrap();
+    fs::write(t.net().join("198.18.0.7"), "old").unwrap();
+    fs::write(t.net().join("fd7e:7e7e::7"), "old\n").unwrap();
+    let mut got = held(&t, "old");
+    got.sort();
+    assert_eq!(got, [ip("198.18.0.7"), ip("fd7e:7e7e::7")]);
+    let mut released = del(&t, "old");
+    released.sort();
+    assert_eq!(released, [ip("198.18.0.7"), ip("fd7e:7e7e::7")]);
+    assert!(!t.net().join("198.18.0.7").exists() && !t.net().join("fd7e:7e7e::7").exists());
+    // the exact id+ifname match wins over legacy files, as in host-local
+    fs::write(t.net().join("198.18.0.8"), "c\r\neth0").unwrap();
+    fs::write(t.net().join("198.18.0.9"), "c").unwrap();
+    assert_eq!(del(&t, "c"), [ip("198.18.0.8")]);
+    assert_eq!(del(&t, "c"), [ip("198.18.0.9")]);
+}
+
+#[test]
+fn leftovers_of_a_crash_do_no_harm() {
+    let t = TempDir::new("crash");
+    add(&t, &["198.18.0.0/24"], "a"); // .2
+                                      // died after linking, before unlinking the temp file: the temp is a second link of .2
+    fs::hard_link(t.net().join("198.18.0.2"), t.net().join(".tether/tmp-res")).unwrap();
+    assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.3")]);
+    assert_eq!(fs::read_to_string(t.net().join("198.18.0.2")).unwrap(), "a\r\neth0", "not truncated");
+    // a damaged index file (torn stamp, junk bucket) only costs a rebuild
+    let bucket = t.net().join(".tether").join(super::super::owners::file_name(super::super::owners::bucket_of("a")));
+    let before = fs::metadata(t.net()).unwrap().modified().unwrap();
+    fs::write(&bucket, "junk").unwrap();
+    File::open(t.net()).unwrap().set_modified(before).unwrap();
+    assert_eq!(held(&t, "a"), [ip("198.18.0.2")]);
+}
+
+#[test]
+fn absent_store_is_not_created_by_existing_opens() {
+    let t = TempDir::new("absent");
+    assert!(DiskStore::open(&t.0, "net1", Open::Existing).unwrap().is_none());
+    assert!(!t.net().exists());
+    assert_eq!(DiskStore::open(&t.0, "../x", Open::Create).unwrap_err().code, 7);
+}
+
+#[test]
+fn gc_keeps_what_the_filter_accepts() {
+    let t = TempDir::new("gc");
+    for id in ["a", "b", "c"] {
+        add(&t, &["198.18.0.0/24"], id);
+    }
+    fs::write(t.net().join("198.18.0.50"), "").unwrap();
+    let mut s = open(&t);
+    let scan = s.gc(&|o| matches!(o, FileOwner::Attachment { id, .. } if id == "b")).unwrap();
+    s.finish();
+    let mut released = scan.released.clone();
+    released.sort();
+    assert_eq!(released, [ip("198.18.0.2"), ip("198.18.0.4"), ip("198.18.0.50")]);
+    assert_eq!(scan.kept, 1);
+    assert!(scan.errors.is_empty());
+    assert_eq!(held(&t, "b"), [ip("198.18.0.3")]);
+    assert!(t.net().join("lock").exists() && t.net().join("last_reserved_ip.0").exists());
+}

@@ -1,0 +1,82 @@
+//! Small file-system helpers with the modes and atomicity the store promises: directories 0755,
+//! files 0600, content written to a private temp file first and then linked or renamed into place.
+
+use conf::{CniError, ErrorCode};
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// A store I/O failure as a CNI error (code 5) naming what was being done.
+pub fn io_error(what: impl std::fmt::Display, e: &io::Error) -> CniError {
+    CniError::new(ErrorCode::Io, format!("{what}: {e}"))
+}
+
+/// `mkdir -p` with mode 0755.
+pub fn create_dirs(path: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o755).create(path)
+}
+
+/// `mkdir` with mode 0755; `Ok(false)` when it already exists.
+pub fn create_dir(path: &Path) -> io::Result<bool> {
+    match DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write `bytes` to a new file at `path` (mode 0600). A leftover file of that name is unlinked
+/// first, never truncated: it may be a second link of a live reservation.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    remove_opt(path)?;
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
+}
+
+/// Replace `dst` atomically with `bytes`, going through `tmp` (same file system).
+pub fn replace(tmp: &Path, dst: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_new(tmp, bytes)?;
+    fs::rename(tmp, dst)
+}
+
+/// The file's bytes, or `None` when it does not exist.
+pub fn read_opt(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unlink; `Ok(false)` when it was already gone.
+pub fn remove_opt(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The address a reservation file is named after. Only canonical names count (the way both
+/// plugins write them: IPv4 dotted quad, IPv6 compressed lower case), so `lock`,
+/// `last_reserved_ip.*`, `.tether` and foreign files are never mistaken for reservations.
+pub fn ip_of_name(name: &str) -> Option<IpAddr> {
+    let ip: IpAddr = name.parse().ok()?;
+    (ip.to_string() == name).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_names_are_reservations() {
+        assert!(ip_of_name("198.18.0.5").is_some());
+        assert!(ip_of_name("fd7e:7e7e::5").is_some());
+        for other in ["lock", "last_reserved_ip.0", ".tether", "FD7E:7E7E::5", "fd7e:7e7e:0::5", "198.18.0.5 "] {
+            assert!(ip_of_name(other).is_none(), "{other}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The full scan: read every reservation file (the truth), optionally release the ones a filter
+//! rejects (GC), and rebuild the whole index from what is left. Memory stays small whatever the
+//! store size: owner lines stream into their bucket files, and only the addresses (16 bytes each)
+//! are kept, sorted, to write the occupancy chunks one at a time.
+
+use super::owners::{self, Entry};
+use super::{files, stamp, used, FileOwner};
+use crate::range::to_u128;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+
+/// What a scan found and did.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Reservations released by the filter.
+    pub released: Vec<IpAddr>,
+    /// Problems met along the way (the scan went on).
+    pub errors: Vec<String>,
+    /// Reservations kept.
+    pub kept: usize,
+}
+
+fn is_index_file(name: &str) -> bool {
+    name.starts_with("o-") || used::is_chunk_name(name) || name.starts_with("tmp-")
+}
+
+/// Rebuild the index in `meta` from the reservation files in `dir`; with `keep`, first unlink
+/// every reservation whose owner it rejects.
+pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool>) -> io::Result<Scan> {
+    stamp::write(meta, None)?;
+    for entry in fs::read_dir(meta)? {
+        let name = entry?.file_name();
+        if name.to_str().is_some_and(is_index_file) {
+            files::remove_opt(&meta.join(&name))?;
+        }
+    }
+    let mut scan = Scan::default();
+    let mut buckets: Vec<Option<BufWriter<File>>> = (0..256).map(|_| None).collect();
+    let mut reserved: Vec<(bool, u128)> = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(ip) = entry.file_name().to_str().and_then(files::ip_of_name) else { continue };
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let (owner, readable) = match fs::read(&path) {
+            Ok(content) => (FileOwner::parse(&content), true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                scan.errors.push(format!("read {}: {e}", path.display()));
+                (FileOwner::Unknown, false)
+            }
+        };
+        if readable && keep.is_some_and(|keep| !keep(&owner)) {
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    scan.released.push(ip);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => scan.errors.push(format!("release {}: {e}", path.display())),
+            }
+        }
+        scan.kept += 1;
+        reserved.push((ip.is_ipv4(), to_u128(ip)));
+        if let Some(e) = Entry::from_file(ip, &owner) {
+            let no = owners::bucket_of(&e.id);
+            let slot = &mut buckets[usize::from(no)];
+            if slot.is_none() {
+                let tmp = meta.join(format!("tmp-{}", owners::file_name(no)));
+                files::write_new(&tmp, owners::header().as_bytes())?;
+                *slot = Some(BufWriter::with_capacity(512, fs::OpenOptions::new().append(true).open(&tmp)?));
+            }
+            if let Some(w) = slot {
+                w.write_all(e.line().as_bytes())?;
+            }
+        }
+    }
+    for (no, slot) in buckets.into_iter().enumerate() {
+        if let Some(w) = slot {
+            w.into_inner().map_err(|e| e.into_error())?;
+            let name = owners::file_name(no as u8);
+            fs::rename(meta.join(format!("tmp-{name}")), meta.join(name))?;
+        }
+    }
+    reserved.sort_unstable();
+    used::write_all(meta, &reserved)?;
+    Ok(scan)
+}
