@@ -275,6 +275,10 @@ fn ipam_spec_flow(plugin: &Plugin, ipam_type: &str) -> Value {
 
     let mut blank = result;
     blank["ips"][0]["address"] = json!("<allocated>");
+    // Debian's host-local (plugins 1.1.1) prints an empty `"dns": {}`; newer Go omits it. Same meaning.
+    if blank["dns"].as_object().is_some_and(serde_json::Map::is_empty) {
+        blank.as_object_mut().unwrap().remove("dns");
+    }
     blank
 }
 
