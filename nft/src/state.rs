@@ -50,7 +50,7 @@ impl Ctx {
     /// Every element of `set`, or None when the set (or its table) does not exist.
     pub(crate) fn read_set(&mut self, set: SetRef<'_>) -> Result<Option<Vec<Elem>>, NftError> {
         match self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))? {
-            Ok(dump) => Ok(Some(dump.bodies.iter().flat_map(|b| objects::parse_elems(b)).collect())),
+            Ok(dump) => Ok(Some(elems_of(&dump.bodies))),
             Err(e) if e.errno == libc::ENOENT => Ok(None),
             Err(e) => Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
         }
@@ -62,7 +62,7 @@ impl Ctx {
         for _ in 0..MAX_ATTEMPTS {
             match self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))? {
                 Ok(dump) if dump.interrupted => continue,
-                Ok(dump) => return Ok(Some(dump.bodies.iter().flat_map(|b| objects::parse_elems(b)).collect())),
+                Ok(dump) => return Ok(Some(elems_of(&dump.bodies))),
                 Err(e) if e.errno == libc::ENOENT => return Ok(None),
                 Err(e) => return Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
             }
@@ -148,6 +148,19 @@ impl Ctx {
             NftError::protocol(self.op, table.describe(), "ruleset kept changing; gave up after retries")
         }))
     }
+}
+
+/// The elements of a dump, each once. A hash set's dump can list an element twice when the kernel resizes the
+/// table during the walk (rhashtable walks restart); it never skips one that stays present.
+fn elems_of(bodies: &[Vec<u8>]) -> Vec<Elem> {
+    let mut out: Vec<Elem> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in bodies.iter().flat_map(|b| objects::parse_elems(b)) {
+        if seen.insert((e.key.clone(), e.flags)) {
+            out.push(e);
+        }
+    }
+    out
 }
 
 /// Append messages built by `build` for `elems`, split into chunks.
