@@ -34,11 +34,20 @@
 //! lookups, so most of this crate would have been raw FFI to libnftnl anyway; and libnftnl (with libmnl) is
 //! GPL-2.0-or-later, which cannot be linked into an Apache-2.0 binary we ship. The nf_tables wire format is small
 //! and stable (a header, type-length-value attributes, nested lists), so this crate encodes the dozen message kinds
-//! it needs in about 400 lines of safe Rust (see `netlink` and `objects`), over `netlink-sys` (MIT). Nothing is
-//! needed at build or run time but the kernel's nf_tables (`nft_masq`, `nf_nat` for masquerade; the bridge family
-//! for the spoof check).
+//! it needs in a few hundred lines of safe Rust (modules `netlink` and `objects`), over `netlink-sys` (MIT).
+//! Nothing is needed at build or run time but the kernel's nf_tables (`nft_masq`, `nf_nat` for masquerade; the
+//! bridge family for the spoof check), which the kernel loads on first use.
 //!
 //! Kernel requirement: Linux 5.2 or later (NAT in the `inet` family); Debian 12's 6.1 is fine.
+//!
+//! # Cost
+//!
+//! `cargo run --release -p tether-nft --example nft_bench` (root; it runs in its own new namespace) measures each
+//! call with 0 to 1000 other attachments present. Adds are one transaction (about 0.1 ms) whatever the number of
+//! elements; DEL, GC and list read the sets, so they grow slowly with the number of elements (about 1 ms per 1000).
+//! A transaction that deletes anything makes the kernel free the objects after an RCU grace period, and the kernel
+//! waits for that when the nfnetlink socket is closed, so `masq_del`/`spoofchk_del` return after roughly one grace
+//! period (10-20 ms here; `nft delete element` pays the same).
 
 #![warn(missing_docs)]
 

@@ -179,3 +179,90 @@ pub(crate) fn backoff(attempt: u32) {
         std::thread::sleep(Duration::from_micros(u64::from(attempt.min(40)) * 50));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::{Family, SetSpec};
+
+    /// Run `f` on a thread that has moved into a new, empty network namespace (never the machine's own).
+    /// Returns None (after printing SKIPPED) when not root, and fails under CI.
+    fn in_new_netns<T: Send>(test: &str, f: impl FnOnce() -> T + Send) -> Option<T> {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "{test}: must run as root under CI");
+            eprintln!("SKIPPED: {test}: not root");
+            return None;
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+        .into()
+    }
+
+    fn test_table() -> Table {
+        Table { family: Family::Inet, name: "tether-unit".into() }
+    }
+
+    fn with_set(t: &Table, b: &mut Batch) {
+        let spec = SetSpec { name: "s", key_type: 7, key_len: 4, flags: 0, key_byteorder: 2 };
+        b.push(objects::new_set(t, &spec, 1), t.set("s").describe());
+    }
+
+    #[test]
+    fn a_batch_bound_to_an_old_generation_is_refused() {
+        in_new_netns("a_batch_bound_to_an_old_generation_is_refused", || {
+            let t = test_table();
+            let mut ctx = Ctx::open("test").unwrap();
+            ctx.ensure_table(&t, |b| with_set(&t, b)).unwrap();
+            let old = ctx.generation().unwrap();
+            let mut b = Batch::new();
+            b.push(objects::add_elems(t.set("s"), &[Elem::new(vec![198, 18, 0, 1], Some("x"))], true), "e".into());
+            assert!(matches!(ctx.commit(&b, "add").unwrap(), Commit::Done));
+            assert_ne!(ctx.generation().unwrap(), old);
+            let mut b = Batch::new().if_generation(old);
+            b.push(objects::del_elems(t.set("s"), &[Elem::new(vec![198, 18, 0, 1], None)]), "e".into());
+            match ctx.commit(&b, "del").unwrap() {
+                Commit::Rejected { errno, .. } => assert_eq!(errno, libc::ERESTART),
+                other => panic!("expected ERESTART, got {other:?}"),
+            }
+            // with the current generation it goes through
+            let now = ctx.generation().unwrap();
+            let mut b = Batch::new().if_generation(now);
+            b.push(objects::del_elems(t.set("s"), &[Elem::new(vec![198, 18, 0, 1], None)]), "e".into());
+            assert!(matches!(ctx.commit(&b, "del").unwrap(), Commit::Done));
+        });
+    }
+
+    #[test]
+    fn table_creation_reports_the_failing_message_and_tolerates_a_winner() {
+        in_new_netns("table_creation_reports_the_failing_message_and_tolerates_a_winner", || {
+            let t = test_table();
+            let mut ctx = Ctx::open("test").unwrap();
+            ctx.ensure_table(&t, |b| with_set(&t, b)).unwrap();
+            ctx.ensure_table(&t, |b| with_set(&t, b)).unwrap(); // EEXIST on the table: fine
+                                                                // A bad message in a batch is reported against that message's object, with its errno.
+            let mut b = Batch::new();
+            b.push(objects::add_elems(t.set("s"), &[Elem::new(vec![198, 18, 0, 1], None)], true), "first".into());
+            b.push(objects::add_elems(t.set("nope"), &[Elem::new(vec![198, 18, 0, 2], None)], true), "set nope".into());
+            match ctx.commit(&b, "batch").unwrap() {
+                Commit::Failed(fs) => {
+                    assert_eq!(fs.len(), 1);
+                    assert_eq!((fs[0].index, fs[0].errno), (1, libc::ENOENT));
+                    let e = ctx.failure(&b, &fs[0]);
+                    assert_eq!(e.object(), "set nope");
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+                }
+                other => panic!("expected a failure, got {other:?}"),
+            }
+            // all or nothing: the first element was not added either
+            assert_eq!(ctx.read_set(t.set("s")).unwrap(), Some(vec![]));
+            assert_eq!(ctx.read_set(t.set("nope")).unwrap(), None);
+            assert_eq!(ctx.get_elem(t.set("s"), &[198, 18, 0, 1]).unwrap(), None);
+        });
+    }
+}

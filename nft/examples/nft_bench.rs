@@ -1,0 +1,86 @@
+//! Latency of the public calls, with 0..1000 other attachments present.
+//!
+//! Run as root: `cargo run --release -p tether-nft --example nft_bench`. The process first moves itself into a new,
+//! empty network namespace (unshare on its only thread), so the machine's own ruleset is never touched, and the
+//! namespace disappears when the process exits. Results go to stderr.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use nft::{masq_add, masq_del, masq_list, spoofchk_add, spoofchk_del, MasqEntry};
+
+fn entry(i: u32) -> MasqEntry {
+    // 198.18.0.0/15 holds 131072 addresses: plenty for the benchmark.
+    let a = 0xc612_0000u32 + 2 + i;
+    MasqEntry { addr: std::net::Ipv4Addr::from(a).into(), subnet: "198.18.0.0/15".parse().unwrap() }
+}
+
+fn mac(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x02, 0x7e, b[0], b[1], b[2], b[3]]
+}
+
+/// Median and 90th percentile of `samples`.
+fn stats(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    (samples[samples.len() / 2], samples[samples.len() * 9 / 10])
+}
+
+fn main() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET): run as root");
+    const ROUNDS: u32 = 300;
+    let mut present = 0u32;
+    eprintln!(
+        "{:>9} {:>22} {:>22} {:>22} {:>22} {:>22}",
+        "present",
+        "masq_add p50/p90",
+        "masq_del p50/p90",
+        "masq_list p50/p90",
+        "spoof_add p50/p90",
+        "spoof_del p50/p90"
+    );
+    let t = Instant::now();
+    masq_add("bench", "first", "eth0", &[entry(100_000)]).unwrap();
+    spoofchk_add("bench", "first", "eth0", "vfirst", mac(100_000)).unwrap();
+    eprintln!("first masq_add + spoofchk_add (creates both tables): {:?}", t.elapsed());
+    for target in [0u32, 10, 100, 1000] {
+        while present < target {
+            masq_add("bench", &format!("c{present}"), "eth0", &[entry(present)]).unwrap();
+            spoofchk_add("bench", &format!("c{present}"), "eth0", &format!("v{present}"), mac(present)).unwrap();
+            present += 1;
+        }
+        let (mut add, mut del, mut list, mut sadd, mut sdel) = (vec![], vec![], vec![], vec![], vec![]);
+        for r in 0..ROUNDS {
+            let id = format!("probe{r}");
+            let e = entry(50_000 + r);
+            let t = Instant::now();
+            masq_add("bench", &id, "eth0", &[e]).unwrap();
+            add.push(t.elapsed());
+            let t = Instant::now();
+            assert_eq!(masq_list("bench", &id, "eth0").unwrap(), vec![e.addr]);
+            list.push(t.elapsed());
+            let t = Instant::now();
+            masq_del("bench", &id, "eth0").unwrap();
+            del.push(t.elapsed());
+            let t = Instant::now();
+            spoofchk_add("bench", &id, "eth0", "vprobe", mac(50_000 + r)).unwrap();
+            sadd.push(t.elapsed());
+            let t = Instant::now();
+            spoofchk_del("bench", &id, "eth0").unwrap();
+            sdel.push(t.elapsed());
+        }
+        let cell = |s: Vec<Duration>| {
+            let (p50, p90) = stats(s);
+            format!("{:>9.1?} / {:>9.1?}", p50, p90)
+        };
+        eprintln!(
+            "{present:>9} {:>22} {:>22} {:>22} {:>22} {:>22}",
+            cell(add),
+            cell(del),
+            cell(list),
+            cell(sadd),
+            cell(sdel)
+        );
+    }
+}
