@@ -3,7 +3,7 @@
 
 use conf::{CniError, ErrorCode};
 use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
@@ -35,10 +35,28 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)
 }
 
-/// Replace `dst` atomically with `bytes`, going through `tmp` (same file system).
+/// Replace `dst` atomically with `bytes`, going through `tmp` (same file system). `tmp` is
+/// private to the store and only ever renamed away, so a leftover may simply be truncated.
 pub fn replace(tmp: &Path, dst: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_new(tmp, bytes)?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
     fs::rename(tmp, dst)
+}
+
+/// Read a small file into `buf` without the size probe `fs::read` makes.
+pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut f = fs::File::open(path)?;
+    let mut chunk = [0u8; 512];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The file's bytes, or `None` when it does not exist.

@@ -5,7 +5,6 @@
 
 use super::owners::{self, Entry};
 use super::{files, stamp, used, FileOwner};
-use crate::range::to_u128;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -38,7 +37,8 @@ pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool
     }
     let mut scan = Scan::default();
     let mut buckets: Vec<Option<BufWriter<File>>> = (0..256).map(|_| None).collect();
-    let mut reserved: Vec<(bool, u128)> = Vec::new();
+    let (mut v4, mut v6): (Vec<u32>, Vec<u128>) = (Vec::new(), Vec::new());
+    let mut content = Vec::with_capacity(512);
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let Some(ip) = entry.file_name().to_str().and_then(files::ip_of_name) else { continue };
@@ -46,8 +46,8 @@ pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool
             continue;
         }
         let path = entry.path();
-        let (owner, readable) = match fs::read(&path) {
-            Ok(content) => (FileOwner::parse(&content), true),
+        let (owner, readable) = match files::read_into(&path, &mut content) {
+            Ok(()) => (FileOwner::parse(&content), true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
                 scan.errors.push(format!("read {}: {e}", path.display()));
@@ -65,7 +65,10 @@ pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool
             }
         }
         scan.kept += 1;
-        reserved.push((ip.is_ipv4(), to_u128(ip)));
+        match ip {
+            IpAddr::V4(a) => v4.push(u32::from(a)),
+            IpAddr::V6(a) => v6.push(u128::from(a)),
+        }
         if let Some(e) = Entry::from_file(ip, &owner) {
             let no = owners::bucket_of(&e.id);
             let slot = &mut buckets[usize::from(no)];
@@ -86,7 +89,8 @@ pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool
             fs::rename(meta.join(format!("tmp-{name}")), meta.join(name))?;
         }
     }
-    reserved.sort_unstable();
-    used::write_all(meta, &reserved)?;
+    v4.sort_unstable();
+    v6.sort_unstable();
+    used::write_all(meta, v4.into_iter().map(|a| (true, u128::from(a))).chain(v6.into_iter().map(|a| (false, a))))?;
     Ok(scan)
 }

@@ -12,6 +12,8 @@
 //! The stamp record is rewritten in place (`pwrite`), which changes no directory. It carries a
 //! checksum, so a torn write reads as "no stamp" and leads to a rebuild.
 
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -94,8 +96,12 @@ pub fn write(meta: &Path, stamp: Option<&Stamp>) -> io::Result<()> {
 pub fn seal(dir: &Path, meta: &Path) -> io::Result<()> {
     let file = open(meta)?; // created before the mtimes are set: creating it changes `.tether`
     let past = SystemTime::now().checked_sub(Duration::from_secs(2)).unwrap_or(SystemTime::UNIX_EPOCH);
-    File::open(dir)?.set_modified(past)?;
-    File::open(meta)?.set_modified(past)?;
+    let since_epoch = past.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let mtime = TimeSpec::from_duration(since_epoch);
+    for path in [dir, meta] {
+        utimensat(None, path, &TimeSpec::UTIME_OMIT, &mtime, UtimensatFlags::NoFollowSymlink)
+            .map_err(io::Error::from)?;
+    }
     let stamp = Stamp::current(dir, meta)?;
     file.write_all_at(&Stamp::encode(Some(&stamp)), 0)
 }

@@ -193,20 +193,24 @@ pub fn write_chunk(meta: &Path, key: Key, bits: &[u8]) -> io::Result<()> {
     files::replace(&meta.join("tmp-used"), &meta.join(file_name(key)), &content)
 }
 
-/// Build chunk files from a sorted list of reserved addresses (family, value), one at a time.
-pub fn write_all(meta: &Path, sorted: &[(bool, u128)]) -> io::Result<()> {
-    let mut i = 0;
-    while i < sorted.len() {
-        let key = (sorted[i].0, sorted[i].1 & !(SPAN - 1));
-        let mut bits = vec![0u8; BYTES];
-        while i < sorted.len() && (sorted[i].0, sorted[i].1 & !(SPAN - 1)) == key {
-            let bit = (sorted[i].1 & (SPAN - 1)) as usize;
-            bits[bit / 8] |= 1 << (bit % 8);
-            i += 1;
+/// Build chunk files from reserved addresses (family, value) in ascending order, one at a time.
+pub fn write_all(meta: &Path, sorted: impl Iterator<Item = (bool, u128)>) -> io::Result<()> {
+    let mut current: Option<(Key, Vec<u8>)> = None;
+    for (v4, value) in sorted {
+        let key = (v4, value & !(SPAN - 1));
+        if current.as_ref().is_some_and(|(k, _)| *k != key) {
+            if let Some((k, bits)) = current.take() {
+                write_chunk(meta, k, &bits)?;
+            }
         }
-        write_chunk(meta, key, &bits)?;
+        let (_, bits) = current.get_or_insert_with(|| (key, vec![0u8; BYTES]));
+        let bit = (value & (SPAN - 1)) as usize;
+        bits[bit / 8] |= 1 << (bit % 8);
     }
-    Ok(())
+    match current {
+        Some((k, bits)) => write_chunk(meta, k, &bits),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -273,7 +277,7 @@ mod tests {
         let mut list: Vec<(bool, u128)> =
             ["198.18.0.2", "198.19.0.2", "fd7e:7e7e::2"].iter().map(|s| (ip(s).is_ipv4(), to_u128(ip(s)))).collect();
         list.sort_unstable();
-        write_all(&dir, &list).unwrap();
+        write_all(&dir, list.into_iter()).unwrap();
         let mut used = Used::new(&dir);
         for s in ["198.18.0.2", "198.19.0.2", "fd7e:7e7e::2"] {
             assert!(used.is_set(ip(s)).unwrap(), "{s}");
