@@ -11,6 +11,10 @@ use crate::store::Plan;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr};
 
+/// Timed for calibration, interleaved with the empty-store IPAM runs: a C program that does nothing,
+/// i.e. what spawning, loading and reaping any process costs on this machine.
+pub const BARE: &str = "/bin/true";
+
 /// Metric key for a store with `prefill` reservations.
 pub fn key(prefill: usize) -> &'static str {
     if prefill == 0 {
@@ -41,12 +45,24 @@ pub fn run(ctx: &Ctx, opts: &Opts, prefill: usize, m: &mut Metrics) {
     let mut add = vec![Series::default(); lanes.len()];
     let mut del = vec![Series::default(); lanes.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); lanes.len()];
+    // The very first ADD: on the full store, tether-ipam builds its private index then.
+    let mut first_add: Vec<Option<f64>> = vec![None; lanes.len()];
+    // Calibration on the empty store: what spawning any process costs here, interleaved with the IPAMs.
+    let mut bare = Series::default();
     let rss_start = warmup + iterations;
     for i in 0..rss_start + opts.rss_runs {
         if stopped() {
             break;
         }
         let measure_rss = i >= rss_start;
+        if prefill == 0 && i >= warmup && !measure_rss {
+            if let Some(lane) = lanes.first() {
+                match lane.run_bare(std::path::Path::new(BARE)) {
+                    Ok(a) => bare.push(a.elapsed, a.cpu),
+                    Err(e) => bare.error = Some(format!("{BARE}: {e}")),
+                }
+            }
+        }
         let order = lane::order(lanes.len(), i);
         let mut prev: Vec<Option<(Value, Vec<Ipv4Addr>)>> = vec![None; lanes.len()];
         let id = |lane: &Lane| cni::container_id(key, lane.side, i, 0);
@@ -61,6 +77,9 @@ pub fn run(ctx: &Ctx, opts: &Opts, prefill: usize, m: &mut Metrics) {
             });
             match checked {
                 Ok((a, ips)) => {
+                    if i == 0 {
+                        first_add[l] = Some(a.elapsed.as_secs_f64() * 1e3);
+                    }
                     if measure_rss {
                         rss[l].extend(a.rss_kib.map(|k| k as f64 * 1024.0 / 1e6));
                     } else if i >= warmup {
@@ -111,9 +130,15 @@ pub fn run(ctx: &Ctx, opts: &Opts, prefill: usize, m: &mut Metrics) {
             (None, samples) => Val::Samples(samples),
         };
         m.set(&format!("{key}/rss"), lane.side, peak);
+        if let (None, Some(ms)) = (&a.error, first_add[l]) {
+            m.set(&format!("{key}/ADD/first"), lane.side, Val::Samples(vec![ms]));
+        }
         crate::seq::report_progress(&format!("IPAM ({prefill} reserved)"), lane.side, &a, &d);
         a.store(m, &format!("{key}/ADD"), lane.side);
         d.store(m, &format!("{key}/DEL"), lane.side);
+    }
+    if prefill == 0 {
+        bare.store(m, "spawn/bare", Side::Floor);
     }
     // Free the disk space now (the run directory goes at exit anyway).
     for lane in &lanes {

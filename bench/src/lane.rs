@@ -156,6 +156,15 @@ impl Lane {
         Ok(Attempt { elapsed: a.elapsed + b.elapsed, cpu: a.cpu + b.cpu, result: json!({ "ips": ips }), rss_kib: None })
     }
 
+    /// Spawn `program` with no arguments and an empty stdin inside the node namespace (calibration).
+    pub fn run_bare(&self, program: &Path) -> Result<Attempt, String> {
+        let mut spawn = self.spawn(Vec::new(), path_env(), Vec::new(), 0, false);
+        spawn.program = program.to_path_buf();
+        let out = self.node.run_one(spawn);
+        out.ok()?;
+        Ok(Attempt { elapsed: out.elapsed, cpu: out.cpu, result: Value::Null, rss_kib: None })
+    }
+
     /// The floor's DEL: `ip -n <ctr> link del eth0` (the peer, its address and routes go with it).
     pub fn floor_del(&self) -> Result<Attempt, String> {
         let args = ["-n", self.ctrs[0].name(), "link", "del", IFNAME].iter().map(|s| s.to_string()).collect();

@@ -10,12 +10,21 @@ pub struct Machine {
     pub date: String,
     pub reference: String,
     pub iptables: String,
+    /// 1/5/15-minute load averages when the run started.
+    pub load: String,
 }
 
 fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// The 1/5/15-minute load averages (other work on the machine inflates absolute times).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 impl Machine {
@@ -38,6 +47,7 @@ impl Machine {
                 .map(|v| format!("containernetworking-plugins {v} (Debian)"))
                 .unwrap_or_else(|| "containernetworking-plugins (version unknown)".into()),
             iptables: output("iptables", &["--version"]).unwrap_or_else(|| "iptables: not found".into()),
+            load: load_average(),
         }
     }
 }

@@ -122,6 +122,7 @@ fn run(opts: &Opts) -> Result<ExitCode, String> {
         opts,
         ref_dir: ctx.ref_dir.display().to_string(),
         interrupted,
+        load_end: machine::load_average(),
     };
     let md = report::render(&m, &info);
     print_report(&md)?;

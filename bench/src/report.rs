@@ -17,6 +17,8 @@ pub struct Info<'a> {
     pub opts: &'a Opts,
     pub ref_dir: String,
     pub interrupted: bool,
+    /// Load averages at the end of the run.
+    pub load_end: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +105,14 @@ fn rows(opts: &Opts) -> Vec<Row> {
             Median,
             &[MaxMs(10.0)],
         ),
+        row(
+            format!("IPAM first ADD on the {} store (one run; tether-ipam builds its index)", thousands(opts.prefill)),
+            format!("{full}/ADD/first"),
+            Ms,
+            Peak,
+            &[],
+        ),
+        floor(row(format!("calibration: spawn → exit of `{}`", ipam::BARE), "spawn/bare", Ms, Median, &[])),
         row("peak RSS, ptp ADD", "ptp/ADD/rss", Mb, Peak, &[Ratio(0.5)]),
         row("peak RSS, ptp DEL", "ptp/DEL/rss", Mb, Peak, &[]),
         row("peak RSS, IPAM ADD+DEL, empty store", "ipam0/rss", Mb, Peak, &[]),
@@ -217,6 +227,7 @@ pub fn render(m: &Metrics, info: &Info) -> String {
     let _ = writeln!(md, "| command | `{}` |", cell_text(&info.command, 200));
     let _ =
         writeln!(md, "| machine | {} cores ({}), {} |", mc.cores, cell_text(&mc.cpu, 80), cell_text(&mc.kernel, 120));
+    let _ = writeln!(md, "| load average (1/5/15 min) | {} at start, {} at end |", mc.load, info.load_end);
     let _ = writeln!(md, "| tether | {} |", cell_text(&info.tether, 160));
     let _ = writeln!(
         md,
@@ -305,8 +316,10 @@ fn notes(md: &mut String) {
          own child: a child records its parent's resident set when it execs, which would add the benchmark's size.",
         "IPAM alone: the IPAM binary invoked directly with its plugin's configuration, as delegation does. The full \
          store is 198.18.0.0/16 prefilled in host-local's format (`<dataDir>/<net>/<ip>` files holding \
-         `<containerID>\\r\\neth0`, `last_reserved_ip.0`), free addresses scattered, identical for both IPAMs and \
-         reset (cursor, released address) after every DEL so both always see the same state.",
+         `<containerID>\\r\\neth0`, `last_reserved_ip.0`), free addresses scattered, identical for both IPAMs; \
+         after every DEL the cursor is rewritten in place (no directory entry changes) so both always see the \
+         same state. tether-ipam keeps a private index (`.tether/`), built by its first command on the store \
+         (the \"first ADD\" row, a warm-up run) and valid afterwards, as in a store only it writes.",
         "cniVersion 1.0.0 for both sides (Debian's reference plugins speak up to 1.0.0). Addresses: 198.18.0.0/16 \
          and fd7e:7e7e::/64 only; no traffic is sent. Ratios are tether / reference.",
     ];
@@ -363,6 +376,7 @@ mod tests {
             opts: &opts,
             ref_dir: "/usr/lib/cni".into(),
             interrupted: false,
+            load_end: "0.1 0.1 0.1".into(),
         };
         let md = render(&m, &info);
         let line = |start: &str| md.lines().find(|l| l.starts_with(start)).unwrap().to_string();

@@ -76,25 +76,36 @@ impl Plan {
             let id: String = (0..4).map(|_| format!("{:016x}", splitmix(&mut seed))).collect();
             create(&store.join(addr(i).to_string()), format!("{id}\r\neth0").as_bytes())?;
         }
-        self.reset_cursor(store)
+        match self.last {
+            Some(ip) => create(&store.join("last_reserved_ip.0"), ip.to_string().as_bytes()),
+            None => Ok(()),
+        }
     }
 
-    /// Put `last_reserved_ip.0` back to what the prefill wrote (absent for an empty plan) and remove the
-    /// reservation files of `allocated` addresses that the prefill did not reserve.
+    /// Put `last_reserved_ip.0` back to what the prefill wrote and remove the reservation files of
+    /// `allocated` addresses that the prefill did not reserve and the IPAM's DEL left behind.
+    ///
+    /// The cursor is rewritten in place (as host-local itself writes it), so the reset creates, renames
+    /// or unlinks no directory entry: the store directory is untouched, and an IPAM's own index of it
+    /// (tether-ipam seals its index with the directory's mtime) stays valid, as it would in a store
+    /// that only the IPAM writes. An empty plan has no cursor to restore: the IPAM's own cursor stays.
     pub fn reset(&self, store: &Path, allocated: &[Ipv4Addr]) -> std::io::Result<()> {
         for &ip in allocated.iter().filter(|ip| !self.is_reserved(**ip)) {
             remove_if_exists(&store.join(ip.to_string()))?;
         }
-        self.reset_cursor(store)
-    }
-
-    fn reset_cursor(&self, store: &Path) -> std::io::Result<()> {
-        let cursor = store.join("last_reserved_ip.0");
-        remove_if_exists(&cursor)?;
         match self.last {
-            Some(ip) => create(&cursor, ip.to_string().as_bytes()),
+            Some(ip) => rewrite(&store.join("last_reserved_ip.0"), ip.to_string().as_bytes()),
             None => Ok(()),
         }
+    }
+}
+
+/// Replace a file's content in place (same inode, no directory change); create it if it is missing.
+fn rewrite(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    match OpenOptions::new().write(true).truncate(true).open(path) {
+        Ok(mut file) => file.write_all(content),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path, content),
+        Err(e) => Err(e),
     }
 }
 
@@ -143,7 +154,14 @@ mod tests {
         let free = (0..CANDIDATES).map(addr).find(|ip| !plan.is_reserved(*ip)).unwrap();
         std::fs::write(dir.join(free.to_string()), "x\r\neth0").unwrap();
         std::fs::write(dir.join("last_reserved_ip.0"), free.to_string()).unwrap();
+        let mtime = || std::fs::metadata(&dir).unwrap().modified().unwrap();
+        std::fs::remove_file(dir.join(free.to_string())).unwrap(); // the IPAM's DEL
+        let before = mtime();
+        std::thread::sleep(std::time::Duration::from_millis(20));
         plan.reset(&dir, &[free, last]).unwrap();
+        assert_eq!(mtime(), before, "the reset must not touch the directory");
+        std::fs::write(dir.join(free.to_string()), "x\r\neth0").unwrap(); // a DEL that forgot it
+        plan.reset(&dir, &[free]).unwrap();
         assert!(!dir.join(free.to_string()).exists());
         assert!(dir.join(last.to_string()).exists());
         assert_eq!(std::fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(), last.to_string());
