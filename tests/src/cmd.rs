@@ -146,3 +146,36 @@ pub fn tool(program: &str, args: &[&str]) -> Run {
     cmd.args(args);
     run(cmd, Vec::new(), "", DEFAULT_TIMEOUT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_stdout_and_stderr_separately() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "cat; echo err >&2; exit 3"]);
+        let run = run(c, Vec::new(), "in", DEFAULT_TIMEOUT);
+        assert_eq!(run.stdout, "in");
+        assert_eq!(run.stderr, "err\n");
+        assert_eq!(run.code(), Some(3));
+        assert!(!run.success());
+    }
+
+    #[test]
+    fn kills_on_timeout() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 30 & sleep 30"]);
+        let run = run(c, Vec::new(), "", Duration::from_millis(200));
+        assert!(run.timed_out);
+        assert!(!run.success());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("CNI_PATH=/a:/b"), "CNI_PATH=/a:/b");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+}

@@ -356,3 +356,29 @@ impl std::ops::Deref for Node {
         &self.ns
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_addresses_only() {
+        for ok in ["198.18.0.1", "198.19.255.254", "fd7e:7e7e::1", "fd7e:7e7e:ffff::2"] {
+            assert_test_address(ok.parse().unwrap());
+        }
+        for bad in ["198.20.0.1", "198.17.255.255", "10.0.0.1", "8.8.8.8", "fd7e:7e7f::1", "2001:db8::1"] {
+            let ip: IpAddr = bad.parse().unwrap();
+            assert!(std::panic::catch_unwind(|| assert_test_address(ip)).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn names_carry_the_pid() {
+        let a = unique_name("x");
+        let b = unique_name("x");
+        assert_ne!(a, b);
+        assert_eq!(owner_pid(&a), Some(std::process::id()));
+        assert_eq!(owner_pid("tt-notapid-1-x"), None);
+        assert_eq!(owner_pid("cni-1234"), None);
+    }
+}

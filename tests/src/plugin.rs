@@ -358,3 +358,19 @@ impl Plugin {
         self.invoke(&inv, conf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_document_exactly() {
+        assert_eq!(parse_one_document("{\"a\":1}\n"), Some(serde_json::json!({"a": 1})));
+        assert_eq!(parse_one_document(""), None);
+        assert_eq!(parse_one_document("  \n"), None);
+        assert_eq!(parse_one_document("{\"a\":1}{\"b\":2}"), None);
+        assert_eq!(parse_one_document("{\"a\":1}\n{\"b\":2}\n"), None);
+        assert_eq!(parse_one_document("{\"a\":1} trailing"), None);
+        assert_eq!(parse_one_document("{\"a\":"), None);
+    }
+}
