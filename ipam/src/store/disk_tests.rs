@@ -223,3 +223,15 @@ fn gc_keeps_what_the_filter_accepts() {
     assert_eq!(held(&t, "b"), [ip("198.18.0.3")]);
     assert!(t.net().join("lock").exists() && t.net().join("last_reserved_ip.0").exists());
 }
+
+#[test]
+fn a_symlinked_store_directory_is_watched_through_the_link() {
+    let t = TempDir::new("symlink");
+    let real = t.0.join("real");
+    fs::create_dir_all(&real).unwrap();
+    std::os::unix::fs::symlink(&real, t.net()).unwrap();
+    add(&t, &["198.18.0.0/24"], "a"); // .2
+    fs::write(real.join("198.18.0.3"), "other\r\neth0").unwrap();
+    assert_eq!(held(&t, "other"), [ip("198.18.0.3")]);
+    assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.4")]);
+}

@@ -5,7 +5,7 @@ use conf::{CniError, ErrorCode};
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 
 /// A store I/O failure as a CNI error (code 5) naming what was being done.
@@ -42,6 +42,15 @@ pub fn replace(tmp: &Path, dst: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)?;
     drop(f);
     fs::rename(tmp, dst)
+}
+
+/// Overwrite `path` in place with `bytes` (creating it, mode 0600). Only for index files: a
+/// torn write is harmless there because whoever writes them has already changed the store
+/// directory, which breaks the index's seal until the index is sealed again.
+pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    f.write_all_at(bytes, 0)?;
+    f.set_len(bytes.len() as u64)
 }
 
 /// Read a small file into `buf` without the size probe `fs::read` makes.

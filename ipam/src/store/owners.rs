@@ -158,7 +158,7 @@ impl Owners {
         self.buckets.clear();
     }
 
-    /// Write changed buckets back (temp file + rename; an empty bucket is removed).
+    /// Write changed buckets back in place (see [`files::overwrite`]); an empty one is removed.
     pub fn flush(&mut self) -> io::Result<()> {
         for (no, bucket) in self.buckets.iter_mut().filter(|(_, b)| b.dirty) {
             let path = self.meta.join(file_name(*no));
@@ -167,7 +167,7 @@ impl Owners {
             } else {
                 let mut text = String::from(HEADER);
                 bucket.entries.iter().for_each(|e| text.push_str(&e.line()));
-                files::replace(&self.meta.join("tmp-owners"), &path, text.as_bytes())?;
+                files::overwrite(&path, text.as_bytes())?;
             }
             bucket.dirty = false;
         }

@@ -1,5 +1,6 @@
 //! The full scan: read every reservation file (the truth), optionally release the ones a filter
-//! rejects (GC), and rebuild the whole index from what is left. Memory stays small whatever the
+//! rejects (GC), and rebuild the whole index from what is left. The seal is broken first, so a
+//! scan that dies halfway only leaves an index the next command rebuilds again. Memory stays small whatever the
 //! store size: owner lines stream into their bucket files, and only the addresses (16 bytes each)
 //! are kept, sorted, to write the occupancy chunks one at a time.
 
@@ -73,21 +74,17 @@ pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool
             let no = owners::bucket_of(&e.id);
             let slot = &mut buckets[usize::from(no)];
             if slot.is_none() {
-                let tmp = meta.join(format!("tmp-{}", owners::file_name(no)));
-                files::write_new(&tmp, owners::header().as_bytes())?;
-                *slot = Some(BufWriter::with_capacity(512, fs::OpenOptions::new().append(true).open(&tmp)?));
+                let path = meta.join(owners::file_name(no));
+                files::overwrite(&path, owners::header().as_bytes())?;
+                *slot = Some(BufWriter::with_capacity(512, fs::OpenOptions::new().append(true).open(&path)?));
             }
             if let Some(w) = slot {
                 w.write_all(e.line().as_bytes())?;
             }
         }
     }
-    for (no, slot) in buckets.into_iter().enumerate() {
-        if let Some(w) = slot {
-            w.into_inner().map_err(|e| e.into_error())?;
-            let name = owners::file_name(no as u8);
-            fs::rename(meta.join(format!("tmp-{name}")), meta.join(name))?;
-        }
+    for w in buckets.into_iter().flatten() {
+        w.into_inner().map_err(|e| e.into_error())?;
     }
     v4.sort_unstable();
     v6.sort_unstable();

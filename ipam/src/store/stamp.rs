@@ -31,7 +31,7 @@ pub struct Stamp {
 }
 
 fn dir_fields(path: &Path) -> io::Result<[i64; 4]> {
-    let m = std::fs::symlink_metadata(path)?;
+    let m = std::fs::metadata(path)?; // follows a symlinked store directory to the real one
     Ok([m.dev() as i64, m.ino() as i64, m.mtime(), m.mtime_nsec()])
 }
 
@@ -99,8 +99,7 @@ pub fn seal(dir: &Path, meta: &Path) -> io::Result<()> {
     let since_epoch = past.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let mtime = TimeSpec::from_duration(since_epoch);
     for path in [dir, meta] {
-        utimensat(None, path, &TimeSpec::UTIME_OMIT, &mtime, UtimensatFlags::NoFollowSymlink)
-            .map_err(io::Error::from)?;
+        utimensat(None, path, &TimeSpec::UTIME_OMIT, &mtime, UtimensatFlags::FollowSymlink).map_err(io::Error::from)?;
     }
     let stamp = Stamp::current(dir, meta)?;
     file.write_all_at(&Stamp::encode(Some(&stamp)), 0)

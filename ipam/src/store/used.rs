@@ -163,8 +163,7 @@ impl Used {
         self.chunks.clear();
     }
 
-    /// Write changed chunks back: in place when the file exists, else through a temp file;
-    /// a chunk with no bit left is removed.
+    /// Write changed chunks back, in place; a chunk with no bit left is removed.
     pub fn flush(&mut self) -> io::Result<()> {
         for (key, chunk) in self.chunks.iter_mut().filter(|(_, c)| c.dirty) {
             let Bits::Present(bits) = &chunk.bits else { continue };
@@ -184,13 +183,13 @@ impl Used {
     }
 }
 
-/// Write a whole chunk file (temp file + rename).
+/// Write a whole chunk file, in place (see [`files::overwrite`]).
 pub fn write_chunk(meta: &Path, key: Key, bits: &[u8]) -> io::Result<()> {
     let mut content = Vec::with_capacity(HEADER.len() + BYTES);
     content.extend_from_slice(HEADER);
     content.extend_from_slice(bits);
     content.resize(HEADER.len() + BYTES, 0);
-    files::replace(&meta.join("tmp-used"), &meta.join(file_name(key)), &content)
+    files::overwrite(&meta.join(file_name(key)), &content)
 }
 
 /// Build chunk files from reserved addresses (family, value) in ascending order, one at a time.
