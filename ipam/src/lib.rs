@@ -13,11 +13,11 @@
 //! calls it in process (`HostLocal.add(&request)`, ...) when `ipam.type` is `tether-ipam`, with
 //! its own [`conf::Request`]. It keeps no state between calls and never prints.
 
-pub mod allocator;
-pub mod config;
-pub mod range;
-pub mod resolv;
-pub mod store;
+mod allocator;
+mod config;
+mod range;
+mod resolv;
+mod store;
 
 use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Plugin, Request};
 use config::IpamConfig;

@@ -71,16 +71,6 @@ impl FileOwner {
             _ => FileOwner::Unknown,
         }
     }
-
-    /// Whether this file is released for `owner` by host-local's first (`id\r\nifname`) pass.
-    pub fn is(&self, owner: &Owner) -> bool {
-        matches!(self, FileOwner::Attachment { id, ifname } if id == owner.id && ifname == owner.ifname)
-    }
-
-    /// Whether this file is matched by host-local's legacy (ID only) pass.
-    pub fn is_legacy_of(&self, owner: &Owner) -> bool {
-        matches!(self, FileOwner::Legacy { id } if id == owner.id)
-    }
 }
 
 /// The operations allocation needs. Every method runs with the store locked.
@@ -109,12 +99,13 @@ mod tests {
     fn owner_parsing_matches_host_local() {
         let o = Owner { id: "c1", ifname: "eth0" };
         assert_eq!(o.file_content(), "c1\r\neth0");
-        assert!(FileOwner::parse(b"c1\r\neth0").is(&o));
-        assert!(FileOwner::parse(b"  c1\r\neth0\n").is(&o));
-        assert!(!FileOwner::parse(b"c1\r\neth1").is(&o));
-        assert!(FileOwner::parse(b"c1").is_legacy_of(&o));
-        assert!(FileOwner::parse(b"c1\n").is_legacy_of(&o));
-        assert!(FileOwner::parse(b"c1\r\n").is_legacy_of(&o));
+        let attachment = |id: &str, ifname: &str| FileOwner::Attachment { id: id.into(), ifname: ifname.into() };
+        let legacy = |id: &str| FileOwner::Legacy { id: id.into() };
+        assert_eq!(FileOwner::parse(b"c1\r\neth0"), attachment("c1", "eth0"));
+        assert_eq!(FileOwner::parse(b"  c1\r\neth0\n"), attachment("c1", "eth0"));
+        assert_eq!(FileOwner::parse(b"c1"), legacy("c1"));
+        assert_eq!(FileOwner::parse(b"c1\n"), legacy("c1"));
+        assert_eq!(FileOwner::parse(b"c1\r\n"), legacy("c1"));
         assert_eq!(FileOwner::parse(b""), FileOwner::Unknown);
         assert_eq!(FileOwner::parse(b"a b"), FileOwner::Unknown);
         assert_eq!(FileOwner::parse(b"a \r\neth0"), FileOwner::Unknown);
