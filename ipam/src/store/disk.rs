@@ -196,7 +196,9 @@ impl DiskStore {
     /// Write the index back and seal it (or leave it unsealed when something looked wrong).
     /// Failures only cost a rebuild next time, so they are logged, not returned.
     pub fn finish(mut self) {
-        if !(self.changed || self.suspect || self.used.damaged) {
+        // Only an index this session validated (or rebuilt) may be sealed; otherwise our own
+        // changes have already broken the seal and the next command rebuilds.
+        if !self.checked || !(self.changed || self.suspect || self.used.damaged) {
             return;
         }
         let flushed = self.owners.flush().and_then(|()| self.used.flush());

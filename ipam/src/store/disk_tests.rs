@@ -235,3 +235,15 @@ fn a_symlinked_store_directory_is_watched_through_the_link() {
     assert_eq!(held(&t, "other"), [ip("198.18.0.3")]);
     assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.4")]);
 }
+
+#[test]
+fn an_index_never_validated_is_never_sealed() {
+    let t = TempDir::new("unvalidated");
+    add(&t, &["198.18.0.0/24"], "a"); // .2, sealed
+    fs::write(t.net().join("198.18.0.3"), "other\r\neth0").unwrap(); // breaks the seal
+    fs::remove_dir_all(t.net().join(".tether")).unwrap();
+    // a session that changes the store (creates .tether) but never looks at the index
+    open(&t).finish();
+    assert_eq!(held(&t, "other"), [ip("198.18.0.3")], "the next session still rebuilt");
+    assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.4")]);
+}
