@@ -256,6 +256,7 @@ pub fn render(m: &Metrics, info: &Info) -> String {
     let (mut pass, mut fail, mut na) = (0, 0, 0);
     for r in rows(o) {
         let ratio = match (number(m, &r.key, Side::Tether, r.stat), number(m, &r.key, Side::Reference, r.stat)) {
+            (Ok(t), Ok(rf)) if rf > 0.0 && t / rf < 0.095 => format!("{:.3}×", t / rf),
             (Ok(t), Ok(rf)) if rf > 0.0 => format!("{:.2}×", t / rf),
             _ => "—".into(),
         };
