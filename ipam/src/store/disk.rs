@@ -201,7 +201,10 @@ impl DiskStore {
         if !self.checked || !(self.changed || self.suspect || self.used.damaged) {
             return;
         }
-        let flushed = self.owners.flush().and_then(|()| self.used.flush());
+        // Index files are rewritten in place: break the seal first, so that a command killed
+        // halfway through leaves an index the next one rebuilds.
+        let flushed =
+            stamp::write(&self.meta, None).and_then(|()| self.owners.flush()).and_then(|()| self.used.flush());
         let result = match flushed {
             Ok(()) if !self.suspect && !self.used.damaged => stamp::seal(&self.dir, &self.meta),
             Ok(()) => stamp::write(&self.meta, None),

@@ -45,8 +45,8 @@ pub fn replace(tmp: &Path, dst: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Overwrite `path` in place with `bytes` (creating it, mode 0600). Only for index files: a
-/// torn write is harmless there because whoever writes them has already changed the store
-/// directory, which breaks the index's seal until the index is sealed again.
+/// torn write is harmless there because the index's seal is broken before they are rewritten
+/// and only restored afterwards.
 pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
     f.write_all_at(bytes, 0)?;
