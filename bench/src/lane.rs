@@ -119,18 +119,18 @@ impl Lane {
         Self::answer(&self.node.run_one(self.cni_spawn("DEL", id, 0, &stdin, 0, rss)))
     }
 
-    /// ADD (`prev` = None) or DEL (with each `prev`) of container `ids[k]` in container namespace k, all at once.
-    /// Returns every answer and the wall time of the batch.
-    pub fn batch(&self, ids: &[String], prev: Option<&[Value]>) -> (Vec<Result<Attempt, String>>, Duration) {
-        let spawns = ids
+    /// Many invocations at once, each `(container namespace index, container ID, prevResult)`: ADD when
+    /// `prevResult` is `None`, DEL with it otherwise. Returns every answer and the wall time of the batch.
+    pub fn batch(&self, jobs: &[(usize, String, Option<Value>)]) -> (Vec<Result<Attempt, String>>, Duration) {
+        let spawns = jobs
             .iter()
             .enumerate()
-            .map(|(k, id)| {
+            .map(|(slot, (ctr, id, prev))| {
                 let (verb, stdin) = match prev {
-                    Some(prev) => ("DEL", cni::with_prev_result(&self.conf, prev.get(k).unwrap_or(&Value::Null))),
+                    Some(prev) => ("DEL", cni::with_prev_result(&self.conf, prev)),
                     None => ("ADD", self.conf.clone()),
                 };
-                let mut spawn = self.cni_spawn(verb, id, k, &stdin, k, false);
+                let mut spawn = self.cni_spawn(verb, id, *ctr, &stdin, slot, false);
                 spawn.timeout = BATCH_TIMEOUT;
                 spawn
             })

@@ -47,21 +47,22 @@ pub fn run(ctx: &Ctx, opts: &Opts, kind: Kind, m: &mut Metrics) {
             break;
         }
         let order = lane::order(lanes.len(), round);
-        let mut added: Vec<Vec<(String, Value)>> = vec![Vec::new(); lanes.len()];
+        // Per side: (container namespace, container ID, ADD result) of every successful ADD.
+        let mut added: Vec<Vec<(usize, String, Option<Value>)>> = vec![Vec::new(); lanes.len()];
         for &l in &order {
             let lane = &lanes[l];
             if add[l].error.is_some() {
                 continue;
             }
-            let ids: Vec<String> = (0..n).map(|k| cni::container_id(&key, lane.side, round, k)).collect();
-            let (answers, wall) = lane.batch(&ids, None);
+            let jobs: Vec<_> = (0..n).map(|k| (k, cni::container_id(&key, lane.side, round, k), None)).collect();
+            let (answers, wall) = lane.batch(&jobs);
             let mut failures = Vec::new();
             let mut cpu = Duration::ZERO;
-            for (id, answer) in ids.into_iter().zip(answers) {
+            for ((k, id, _), answer) in jobs.into_iter().zip(answers) {
                 match answer {
                     Ok(a) => {
                         cpu += a.cpu;
-                        added[l].push((id, a.result));
+                        added[l].push((k, id, Some(a.result)));
                     }
                     Err(e) => failures.push(e),
                 }
@@ -77,7 +78,7 @@ pub fn run(ctx: &Ctx, opts: &Opts, kind: Kind, m: &mut Metrics) {
                 add[l].push(wall, cpu);
             }
             if let Ok(rounds) = &mut distinct[l] {
-                match duplicates(added[l].iter().map(|(_, r)| r)) {
+                match duplicates(added[l].iter().filter_map(|(_, _, r)| r.as_ref())) {
                     None => *rounds += 1,
                     Some(dup) => distinct[l] = Err(format!("round {round}: {dup}")),
                 }
@@ -88,8 +89,7 @@ pub fn run(ctx: &Ctx, opts: &Opts, kind: Kind, m: &mut Metrics) {
             if added[l].is_empty() {
                 continue;
             }
-            let (ids, results): (Vec<String>, Vec<Value>) = std::mem::take(&mut added[l]).into_iter().unzip();
-            let (answers, wall) = lane.batch(&ids, Some(&results));
+            let (answers, wall) = lane.batch(&std::mem::take(&mut added[l]));
             let failures: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
             if del[l].error.is_some() {
                 // Cleanup after a failed ADD batch: not measured.
