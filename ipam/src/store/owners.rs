@@ -5,7 +5,7 @@
 //! reservation of the containers hashing there: `<ip> <containerID> <ifname>`, or
 //! `<ip> <containerID>` for a legacy ID-only file. IDs and interface names never contain
 //! whitespace (conf validates ours; files whose owners do not parse that way are not indexed, as
-//! no request can match them). A missing bucket is an empty bucket. Every bucket starts with a
+//! no request can match them). A missing bucket, or a bare header, is an empty bucket. Every bucket starts with a
 //! header line containing spaces, so host-local, which reads every file under the network
 //! directory and compares it with `<id>\r\n<ifname>` or `<id>`, never takes one for a
 //! reservation. The index is only a cache: callers verify every address against its file.
@@ -158,17 +158,14 @@ impl Owners {
         self.buckets.clear();
     }
 
-    /// Write changed buckets back in place (see [`files::overwrite`]); an empty one is removed.
+    /// Write changed buckets back in place (see [`files::overwrite`]); an empty one keeps its
+    /// header, so a store that empties and fills again creates no file.
     pub fn flush(&mut self) -> io::Result<()> {
         for (no, bucket) in self.buckets.iter_mut().filter(|(_, b)| b.dirty) {
             let path = self.meta.join(file_name(*no));
-            if bucket.entries.is_empty() {
-                files::remove_opt(&path)?;
-            } else {
-                let mut text = String::from(HEADER);
-                bucket.entries.iter().for_each(|e| text.push_str(&e.line()));
-                files::overwrite(&path, text.as_bytes())?;
-            }
+            let mut text = String::from(HEADER);
+            bucket.entries.iter().for_each(|e| text.push_str(&e.line()));
+            files::overwrite(&path, text.as_bytes())?;
             bucket.dirty = false;
         }
         Ok(())

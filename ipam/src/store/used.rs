@@ -4,9 +4,11 @@
 //! `.tether/u4-XXXX` covers the IPv4 /16 whose first 16 bits are XXXX; `.tether/u6-<28 hex>`
 //! covers the IPv6 /112 with those first 112 bits. A file is a header line (with spaces, so
 //! host-local never mistakes it for a reservation) and 8,192 bytes of bits, bit `n % 8` of byte
-//! `n / 8` for the n-th address. A chunk exists only while some address in it is reserved, so
-//! there are never more chunk files than reservations, and a missing chunk means "all free":
-//! an IPv6 /64 costs nothing. The bitmaps are a hint: the O_EXCL link decides, and a bit found
+//! `n / 8` for the n-th address; a bare header means "all free", and so does a missing chunk,
+//! so an IPv6 /64 costs nothing. A chunk file is created for the first reservation in its span
+//! and, once empty, shrinks back to its header rather than disappearing (so a store that goes
+//! empty and back creates no file); a full scan drops the empty ones. There are thus never more
+//! chunk files than reservations made since the last scan. The bitmaps are a hint: the O_EXCL link decides, and a bit found
 //! wrong is corrected and makes the store rebuild its index next time.
 
 use super::files;
@@ -94,6 +96,7 @@ impl Used {
         if !self.chunks.contains_key(&key) {
             let chunk = match files::read_opt(&self.meta.join(file_name(key)))? {
                 None => Chunk { bits: Bits::Absent, on_disk: false, dirty: false },
+                Some(b) if b == HEADER => Chunk { bits: Bits::Absent, on_disk: true, dirty: false },
                 Some(b) if b.len() == HEADER.len() + BYTES && b.starts_with(HEADER) => {
                     Chunk { bits: Bits::Present(b[HEADER.len()..].to_vec()), on_disk: true, dirty: false }
                 }
@@ -163,14 +166,16 @@ impl Used {
         self.chunks.clear();
     }
 
-    /// Write changed chunks back, in place; a chunk with no bit left is removed.
+    /// Write changed chunks back, in place; a chunk with no bit left shrinks to its header.
     pub fn flush(&mut self) -> io::Result<()> {
         for (key, chunk) in self.chunks.iter_mut().filter(|(_, c)| c.dirty) {
             let Bits::Present(bits) = &chunk.bits else { continue };
             let path = self.meta.join(file_name(*key));
             if bits.iter().all(|b| *b == 0) {
-                files::remove_opt(&path)?;
-                chunk.on_disk = false;
+                // kept as a bare header ("all free"): the next reservation here needs no new file
+                if chunk.on_disk {
+                    std::fs::OpenOptions::new().write(true).open(&path)?.set_len(HEADER.len() as u64)?;
+                }
             } else if chunk.on_disk {
                 std::fs::OpenOptions::new().write(true).open(&path)?.write_all_at(bits, HEADER.len() as u64)?;
             } else {
@@ -253,14 +258,27 @@ mod tests {
         let mut v6 = Used::new(&dir);
         let (lo, hi) = (ip("fd7e:7e7e::1"), ip("fd7e:7e7e::ffff:ffff:ffff:ffff"));
         assert_eq!(v6.next_clear(lo, hi).unwrap(), Some(lo));
-        // emptied chunks disappear; damaged ones become unknown
+        // emptied chunks shrink to their header and still read as "all free"; damaged ones become unknown
         let mut u = Used::new(&dir);
         u.set(ip("198.18.255.255"), false).unwrap();
         for i in 2..=8 {
             u.set(ip(&format!("198.18.0.{i}")), false).unwrap();
         }
         u.flush().unwrap();
-        assert!(!dir.join("u4-c612").exists());
+        assert_eq!(std::fs::metadata(dir.join("u4-c612")).unwrap().len(), HEADER.len() as u64);
+        assert_eq!(Used::new(&dir).next_clear(ip("198.18.0.2"), ip("198.18.0.9")).unwrap(), Some(ip("198.18.0.2")));
+        let mut refill = Used::new(&dir);
+        refill.set(ip("198.18.0.7"), true).unwrap();
+        refill.flush().unwrap();
+        assert!(Used::new(&dir).is_set(ip("198.18.0.7")).unwrap());
+        // set and cleared again before a flush: nothing to write, no file created
+        let mut transient = Used::new(&dir);
+        transient.set(ip("198.18.200.1"), true).unwrap();
+        transient.set(ip("198.18.200.1"), false).unwrap();
+        transient.set(ip("fd7e:7e7e:9::1"), true).unwrap();
+        transient.set(ip("fd7e:7e7e:9::1"), false).unwrap();
+        transient.flush().unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::write(dir.join("u4-c612"), b"junk").unwrap();
         let mut d = Used::new(&dir);
         assert_eq!(d.next_clear(ip("198.18.0.2"), ip("198.18.0.9")).unwrap(), Some(ip("198.18.0.2")));
