@@ -173,7 +173,7 @@ impl DiskStore {
         }
     }
 
-    /// Whether the reservation file of `ip` still names `owner` (or its ID, for `legacy`).
+    /// Whether the reservation file of `ip` still names the owner `check` expects.
     fn verify(&self, ip: IpAddr, check: &dyn Fn(&FileOwner) -> bool) -> bool {
         match fs::read(self.dir.join(ip.to_string())) {
             Ok(content) => check(&FileOwner::parse(&content)),
