@@ -1,30 +1,47 @@
 //! `tether`: a veth pair per container, routed (`ptp`) or bridged.
-fn main() -> std::process::ExitCode {
-    conf::skel::run(&Tether, "tether: CNI plugin, a veth pair per container (modes ptp, bridge)")
-}
+//!
+//! Each verb is a module; `conf::skel` owns the protocol (environment, stdin, versions, stdout).
 
-use conf::{CniError, CniResult, ErrorCode, NetResult, Plugin, Request};
+mod add;
+mod check;
+mod config;
+mod del;
+mod ipam;
+mod masq;
+mod netlink;
+mod netns;
+mod ptp;
+mod runtime;
+mod sysctl;
+mod veth;
 
+use conf::{CniResult, NetResult, Plugin, Request};
+
+/// The plugin: stateless; every invocation reads what it needs from the request.
 struct Tether;
 
-fn not_yet(verb: &str) -> CniError {
-    CniError::new(ErrorCode::Internal, format!("tether: {verb} is not implemented yet"))
+impl Plugin for Tether {
+    fn add(&self, request: &Request) -> CniResult<NetResult> {
+        add::add(request)
+    }
+
+    fn del(&self, request: &Request) -> CniResult<()> {
+        del::del(request)
+    }
+
+    fn check(&self, request: &Request) -> CniResult<()> {
+        check::check(request)
+    }
+
+    fn status(&self, request: &Request) -> CniResult<()> {
+        ipam::Ipam::of(request).run(request, conf::Command::Status)
+    }
+
+    fn gc(&self, request: &Request) -> CniResult<()> {
+        del::gc(request)
+    }
 }
 
-impl Plugin for Tether {
-    fn add(&self, _: &Request) -> CniResult<NetResult> {
-        Err(not_yet("ADD"))
-    }
-    fn del(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("DEL"))
-    }
-    fn check(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("CHECK"))
-    }
-    fn status(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("STATUS"))
-    }
-    fn gc(&self, _: &Request) -> CniResult<()> {
-        Err(not_yet("GC"))
-    }
+fn main() -> std::process::ExitCode {
+    conf::skel::run(&Tether, "tether: CNI plugin, a veth pair per container (modes ptp, bridge)")
 }

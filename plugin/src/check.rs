@@ -1,0 +1,98 @@
+//! CHECK: compare the live state with `prevResult` and name the first thing that drifted.
+//!
+//! Checked: the container interface (exists, is a veth, MAC as reported), each of its addresses,
+//! each reported route, the node end and its route to each container address, and the
+//! masquerade elements when `ipMasq` is set. IPAM's own CHECK runs first.
+
+use crate::config::PluginConf;
+use crate::ipam::Ipam;
+use crate::netlink::{Netlink, NlContext};
+use crate::netns::Netns;
+use crate::{masq, runtime, veth};
+use conf::{CniError, CniResult, Command, ErrorCode, Request};
+use ipnet::IpNet;
+
+fn drift(msg: impl Into<String>) -> CniError {
+    CniError::new(ErrorCode::Drift, msg)
+}
+
+/// CHECK for every mode.
+pub fn check(request: &Request) -> CniResult<()> {
+    let conf = PluginConf::from_netconf(&request.config)?;
+    let inv = &request.invocation;
+    let prev = request
+        .config
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "required prevResult missing"))?;
+    Ipam::of(request).run(request, Command::Check)?;
+    let path = inv.netns.as_deref().ok_or_else(|| {
+        CniError::new(ErrorCode::InvalidEnvironment, "required environment variable CNI_NETNS is missing")
+    })?;
+    let netns = Netns::open(path)?;
+    let sandbox = path.display().to_string();
+    let index = prev
+        .interface_index(&inv.ifname, Some(&sandbox))
+        .ok_or_else(|| drift(format!("prevResult lists no interface {} in sandbox {sandbox}", inv.ifname)))?;
+    let expected = &prev.interfaces[index];
+    let ips: Vec<IpNet> =
+        prev.ips.iter().filter(|ip| ip.interface.is_none_or(|i| i == index)).map(|ip| ip.address).collect();
+    let host_veth = veth::host_veth_name(&request.config.name, &inv.container_id, &inv.ifname);
+
+    runtime::build()?.block_on(async {
+        let host = Netlink::connect()?;
+        let ctr = {
+            let _inside = netns.enter()?;
+            Netlink::connect()?
+        };
+        let link = ctr
+            .link_by_name(&inv.ifname)
+            .await
+            .or_cni(format!("read {}", inv.ifname))?
+            .ok_or_else(|| drift(format!("interface {} is missing in {sandbox}", inv.ifname)))?;
+        if link.kind.as_deref() != Some("veth") {
+            return Err(drift(format!("interface {} is not a veth", inv.ifname)));
+        }
+        if let (Some(want), Some(have)) = (&expected.mac, link.mac_string()) {
+            if !want.eq_ignore_ascii_case(&have) {
+                return Err(drift(format!("interface {} has MAC {have}, prevResult says {want}", inv.ifname)));
+            }
+        }
+        let addrs = ctr.addrs_of(link.index).await.or_cni(format!("read addresses of {}", inv.ifname))?;
+        for ip in &ips {
+            if !addrs.contains(ip) {
+                return Err(drift(format!("address {ip} is missing from {}", inv.ifname)));
+            }
+        }
+        let routes = ctr.routes().await.or_cni("read container routes")?;
+        for want in &prev.routes {
+            let found = routes.iter().any(|r| r.dst == want.dst.trunc() && (want.gw.is_none() || r.gw == want.gw));
+            if !found {
+                return Err(drift(format!("route to {} is missing in the container", want.dst)));
+            }
+        }
+        let node_end = host
+            .link_by_name(&host_veth)
+            .await
+            .or_cni(format!("read {host_veth}"))?
+            .ok_or_else(|| drift(format!("node interface {host_veth} is missing")))?;
+        let node_routes = host.routes().await.or_cni("read node routes")?;
+        for ip in &ips {
+            let host_route = IpNet::from(ip.addr());
+            if !node_routes.iter().any(|r| r.dst == host_route && r.oif == Some(node_end.index)) {
+                return Err(drift(format!("node route to {host_route} via {host_veth} is missing")));
+            }
+        }
+        Ok(())
+    })?;
+
+    if conf.ip_masq {
+        let masqueraded = masq::list(&request.config.name, &inv.container_id, &inv.ifname)?;
+        for ip in &ips {
+            if !masqueraded.contains(&ip.addr()) {
+                return Err(drift(format!("masquerade state for {} is missing", ip.addr())));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! A thin layer over `rtnetlink`: one connection per namespace, every request bounded by a
+//! timeout, errors turned into CNI errors that name the operation and the object.
+//!
+//! A [`Netlink`] acts in the namespace its socket was created in (see `netns.rs`): create it on
+//! the main thread, switched into the target namespace for the synchronous `connect` call only.
+//! Requests are built from `netlink-packet-route` messages directly; targeted gets by name or
+//! index are preferred over dumps, which the kernel may interrupt (NLM_F_DUMP_INTR).
+
+pub mod addr;
+pub mod link;
+pub mod route;
+
+use conf::{CniError, CniResult, ErrorCode};
+use futures::StreamExt;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_route::RouteNetlinkMessage;
+use nix::errno::Errno;
+use std::time::Duration;
+
+/// How long one request may take before it is an error: runtimes kill slow plugins, a hang is
+/// worse than a clear failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A netlink error: the kernel's errno when there is one.
+#[derive(Debug)]
+pub struct NlError {
+    /// errno reported by the kernel (positive), if the failure came from the kernel.
+    pub errno: Option<Errno>,
+    text: String,
+}
+
+impl NlError {
+    fn other(text: impl Into<String>) -> NlError {
+        NlError { errno: None, text: text.into() }
+    }
+
+    /// The object does not exist (ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.errno, Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL))
+    }
+
+    /// The object exists already.
+    pub fn is_exists(&self) -> bool {
+        self.errno == Some(Errno::EEXIST)
+    }
+
+    /// Turn into a CNI error (code 100, 11 for EBUSY/EAGAIN) naming what was being done.
+    pub fn into_cni(self, what: impl std::fmt::Display) -> CniError {
+        let code = match self.errno {
+            Some(Errno::EBUSY | Errno::EAGAIN) => ErrorCode::TryAgainLater,
+            _ => ErrorCode::Netlink,
+        };
+        CniError::new(code, format!("{what}: {}", self.text))
+    }
+}
+
+impl std::fmt::Display for NlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Extension to attach the "what" to netlink results.
+pub trait NlContext<T> {
+    /// Map the error into a CNI error whose message starts with `what`.
+    fn or_cni(self, what: impl std::fmt::Display) -> CniResult<T>;
+}
+
+impl<T> NlContext<T> for Result<T, NlError> {
+    fn or_cni(self, what: impl std::fmt::Display) -> CniResult<T> {
+        self.map_err(|e| e.into_cni(what))
+    }
+}
+
+/// A route-netlink connection bound to one namespace.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: rtnetlink::Handle,
+}
+
+impl Netlink {
+    /// Open a socket in the calling thread's current namespace and start serving it. Must be
+    /// called inside the tokio runtime; performs no await.
+    ///
+    /// # Errors
+    /// Code 100 when the socket cannot be opened.
+    pub fn connect() -> CniResult<Netlink> {
+        let (connection, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| CniError::new(ErrorCode::Netlink, format!("open netlink socket: {e}")))?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// Send one request and collect its replies (an ACK-only request returns no messages).
+    async fn request(&self, message: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        let mut req = NetlinkMessage::from(message);
+        req.header.flags = flags | NLM_F_REQUEST;
+        let mut handle = self.handle.clone();
+        let collect = async move {
+            let mut replies = Vec::new();
+            let mut stream = handle.request(req).map_err(|e| NlError::other(format!("netlink request failed: {e}")))?;
+            while let Some(msg) = stream.next().await {
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(inner) => replies.push(inner),
+                    NetlinkPayload::Error(err) => {
+                        if let Some(code) = err.code {
+                            let errno = Errno::from_raw(-code.get());
+                            return Err(NlError { errno: Some(errno), text: errno.desc().to_string() });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(replies)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, collect)
+            .await
+            .map_err(|_| NlError::other(format!("no answer from the kernel within {REQUEST_TIMEOUT:?}")))?
+    }
+
+    /// A request that changes state and expects only an acknowledgement.
+    pub(crate) async fn ack(&self, message: RouteNetlinkMessage, flags: u16) -> Result<(), NlError> {
+        self.request(message, flags | NLM_F_ACK).await.map(|_| ())
+    }
+
+    /// A get of one object.
+    pub(crate) async fn get(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        self.request(message, 0).await
+    }
+
+    /// A dump.
+    pub(crate) async fn dump(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        self.request(message, NLM_F_DUMP).await
+    }
+}

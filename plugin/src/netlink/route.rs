@@ -1,0 +1,161 @@
+//! Routes: add one described by a [`RouteSpec`], list the routes of a table.
+
+use super::{Netlink, NlError};
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::net::IpAddr;
+
+/// The main routing table (RT_TABLE_MAIN).
+const MAIN_TABLE: u32 = 254;
+
+/// A route to install, independent of the wire format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination.
+    pub dst: IpNet,
+    /// Next hop.
+    pub gw: Option<IpAddr>,
+    /// Preferred source address.
+    pub src: Option<IpAddr>,
+    /// Scope (0 universe, 253 link, 254 host).
+    pub scope: u8,
+    /// Metric.
+    pub priority: Option<u32>,
+    /// Table; main when `None`.
+    pub table: Option<u32>,
+    /// Route MTU.
+    pub mtu: Option<u32>,
+    /// Advertised MSS.
+    pub advmss: Option<u32>,
+}
+
+impl RouteSpec {
+    /// A route to `dst` via `gw`, scope universe.
+    pub fn via(dst: IpNet, gw: Option<IpAddr>) -> RouteSpec {
+        RouteSpec { dst, gw, src: None, scope: 0, priority: None, table: None, mtu: None, advmss: None }
+    }
+}
+
+/// Scope values as the kernel numbers them.
+pub mod scope {
+    /// RT_SCOPE_UNIVERSE.
+    pub const UNIVERSE: u8 = 0;
+    /// RT_SCOPE_LINK.
+    pub const LINK: u8 = 253;
+    /// RT_SCOPE_HOST.
+    pub const HOST: u8 = 254;
+}
+
+/// A route as read back from the kernel (for CHECK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledRoute {
+    /// Destination.
+    pub dst: IpNet,
+    /// Next hop.
+    pub gw: Option<IpAddr>,
+    /// Output interface.
+    pub oif: Option<u32>,
+    /// Table.
+    pub table: u32,
+}
+
+fn family(ip: &IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+impl Netlink {
+    /// Add `spec` through link `oif`.
+    pub async fn add_route(&self, oif: u32, spec: &RouteSpec) -> Result<(), NlError> {
+        let table = spec.table.unwrap_or(MAIN_TABLE);
+        let mut msg = RouteMessage::default();
+        msg.header = RouteHeader {
+            address_family: family(&spec.dst.addr()),
+            destination_prefix_length: spec.dst.prefix_len(),
+            table: u8::try_from(table).unwrap_or(0),
+            protocol: RouteProtocol::Boot,
+            scope: RouteScope::from(spec.scope),
+            kind: RouteType::Unicast,
+            ..RouteHeader::default()
+        };
+        msg.attributes.push(RouteAttribute::Table(table));
+        msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(spec.dst.network())));
+        msg.attributes.push(RouteAttribute::Oif(oif));
+        if let Some(gw) = spec.gw {
+            msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        }
+        if let Some(src) = spec.src {
+            msg.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+        }
+        if let Some(p) = spec.priority {
+            msg.attributes.push(RouteAttribute::Priority(p));
+        }
+        let mut metrics = Vec::new();
+        if let Some(mtu) = spec.mtu {
+            metrics.push(RouteMetric::Mtu(mtu));
+        }
+        if let Some(advmss) = spec.advmss {
+            metrics.push(RouteMetric::Advmss(advmss));
+        }
+        if !metrics.is_empty() {
+            msg.attributes.push(RouteAttribute::Metrics(metrics));
+        }
+        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL).await
+    }
+
+    /// Every unicast route of both families (all tables).
+    pub async fn routes(&self) -> Result<Vec<InstalledRoute>, NlError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut req = RouteMessage::default();
+            req.header.address_family = family;
+            for reply in self.dump(RouteNetlinkMessage::GetRoute(req)).await? {
+                let RouteNetlinkMessage::NewRoute(r) = reply else { continue };
+                if r.header.kind != RouteType::Unicast {
+                    continue;
+                }
+                let prefix = r.header.destination_prefix_length;
+                let mut route = InstalledRoute {
+                    dst: match family {
+                        AddressFamily::Inet => IpNet::new(IpAddr::from([0, 0, 0, 0]), 0),
+                        _ => IpNet::new(IpAddr::from([0u16; 8]), 0),
+                    }
+                    .unwrap_or_default(),
+                    gw: None,
+                    oif: None,
+                    table: u32::from(r.header.table),
+                };
+                for attr in r.attributes {
+                    match attr {
+                        RouteAttribute::Destination(a) => {
+                            if let Some(ip) = route_ip(a) {
+                                route.dst = IpNet::new(ip, prefix).unwrap_or(route.dst);
+                            }
+                        }
+                        RouteAttribute::Gateway(a) => route.gw = route_ip(a),
+                        RouteAttribute::Oif(i) => route.oif = Some(i),
+                        RouteAttribute::Table(t) => route.table = t,
+                        _ => {}
+                    }
+                }
+                out.push(route);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn route_ip(a: RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(v6)),
+        _ => None,
+    }
+}

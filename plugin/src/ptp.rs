@@ -1,0 +1,150 @@
+//! The ptp recipe: which addresses and routes go where, as a pure plan from the IPAM result.
+//!
+//! The topology is the reference `ptp` plugin's, so existing setups behave the same:
+//! - container: each address without its prefix route; `<gw>/32 dev eth0 scope link src <ip>`;
+//!   `<subnet> via <gw> src <ip>` (everything goes through the node, even the neighbours, so the
+//!   node sees and routes all traffic); IPAM's routes via the gateway of their family;
+//! - node: `<gw>/32` (/128) on the node end (every node end of the network carries the same
+//!   gateway address) and `<ip>/32 dev <node end> scope host`.
+
+use crate::netlink::route::{scope, RouteSpec};
+use conf::{CniError, CniResult, ErrorCode, NetResult};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// What to configure for one ptp attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtpPlan {
+    /// Addresses of the container end (with their subnet prefix).
+    pub container_addrs: Vec<IpNet>,
+    /// Routes in the container, through the container end, in order.
+    pub container_routes: Vec<RouteSpec>,
+    /// Addresses of the node end.
+    pub host_addrs: Vec<IpNet>,
+    /// Routes on the node, through the node end.
+    pub host_routes: Vec<RouteSpec>,
+}
+
+fn host_prefix(ip: IpAddr) -> IpNet {
+    IpNet::from(ip)
+}
+
+/// Plan a ptp attachment from the IPAM result.
+///
+/// # Errors
+/// Code 7 when IPAM returned no address, or an address without a gateway.
+pub fn plan(ipam: &NetResult) -> CniResult<PtpPlan> {
+    if ipam.ips.is_empty() {
+        return Err(CniError::new(ErrorCode::InvalidConfig, "IPAM plugin returned missing IP config"));
+    }
+    let mut p = PtpPlan { container_addrs: vec![], container_routes: vec![], host_addrs: vec![], host_routes: vec![] };
+    for ip in &ipam.ips {
+        let addr = ip.address.addr();
+        let gw = ip.gateway.ok_or_else(|| {
+            CniError::new(ErrorCode::InvalidConfig, format!("IPAM returned {} without a gateway", ip.address))
+                .with_details("ptp routes through the gateway address on the node end")
+        })?;
+        p.container_addrs.push(ip.address);
+        p.container_routes.push(RouteSpec {
+            src: Some(addr),
+            scope: scope::LINK,
+            ..RouteSpec::via(host_prefix(gw), None)
+        });
+        if ip.address.prefix_len() < ip.address.max_prefix_len() {
+            p.container_routes.push(RouteSpec { src: Some(addr), ..RouteSpec::via(ip.address.trunc(), Some(gw)) });
+        }
+        if !p.host_addrs.contains(&host_prefix(gw)) {
+            p.host_addrs.push(host_prefix(gw));
+        }
+        p.host_routes.push(RouteSpec { scope: scope::HOST, ..RouteSpec::via(host_prefix(addr), None) });
+    }
+    for route in &ipam.routes {
+        let family_v4 = route.dst.addr().is_ipv4();
+        let gw = route.gw.or_else(|| {
+            ipam.ips.iter().filter(|ip| ip.address.addr().is_ipv4() == family_v4).find_map(|ip| ip.gateway)
+        });
+        p.container_routes.push(RouteSpec {
+            dst: route.dst.trunc(),
+            gw,
+            src: None,
+            scope: route.scope.unwrap_or(scope::UNIVERSE),
+            priority: route.priority,
+            table: route.table,
+            mtu: route.mtu,
+            advmss: route.advmss,
+        });
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conf::{IpConfig, Route};
+
+    fn ipam(ips: &[(&str, &str)], routes: &[&str]) -> NetResult {
+        NetResult {
+            ips: ips
+                .iter()
+                .map(|(a, g)| IpConfig {
+                    address: a.parse().unwrap(),
+                    gateway: Some(g.parse().unwrap()),
+                    interface: None,
+                })
+                .collect(),
+            routes: routes.iter().map(|d| Route::new(d.parse().unwrap(), None)).collect(),
+            ..NetResult::default()
+        }
+    }
+
+    #[test]
+    fn ipv4_topology_matches_the_reference() {
+        let p = plan(&ipam(&[("198.18.1.5/24", "198.18.1.1")], &["0.0.0.0/0"])).unwrap();
+        assert_eq!(p.container_addrs, vec!["198.18.1.5/24".parse::<IpNet>().unwrap()]);
+        let r = &p.container_routes;
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[0].dst.to_string(), r[0].gw, r[0].scope), ("198.18.1.1/32".into(), None, scope::LINK));
+        assert_eq!(r[0].src, Some("198.18.1.5".parse().unwrap()));
+        assert_eq!((r[1].dst.to_string(), r[1].gw), ("198.18.1.0/24".into(), Some("198.18.1.1".parse().unwrap())));
+        assert_eq!((r[2].dst.to_string(), r[2].gw), ("0.0.0.0/0".into(), Some("198.18.1.1".parse().unwrap())));
+        assert_eq!(p.host_addrs, vec!["198.18.1.1/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.host_routes.len(), 1);
+        assert_eq!((p.host_routes[0].dst.to_string(), p.host_routes[0].scope), ("198.18.1.5/32".into(), scope::HOST));
+    }
+
+    #[test]
+    fn dual_stack_routes_take_the_gateway_of_their_family() {
+        let p = plan(&ipam(
+            &[("198.18.1.5/24", "198.18.1.1"), ("fd7e:7e7e:1::5/64", "fd7e:7e7e:1::1")],
+            &["0.0.0.0/0", "::/0"],
+        ))
+        .unwrap();
+        let default6 = p.container_routes.iter().find(|r| r.dst.to_string() == "::/0").unwrap();
+        assert_eq!(default6.gw, Some("fd7e:7e7e:1::1".parse().unwrap()));
+        assert!(p.host_addrs.contains(&"fd7e:7e7e:1::1/128".parse().unwrap()));
+        assert!(p.host_routes.iter().any(|r| r.dst.to_string() == "fd7e:7e7e:1::5/128"));
+    }
+
+    #[test]
+    fn route_fields_of_1_1_are_kept() {
+        let mut r = ipam(&[("198.18.1.5/24", "198.18.1.1")], &[]);
+        r.routes.push(Route {
+            priority: Some(5),
+            table: Some(100),
+            mtu: Some(1400),
+            ..Route::new("198.19.0.0/16".parse().unwrap(), Some("198.18.1.9".parse().unwrap()))
+        });
+        let p = plan(&r).unwrap();
+        let last = p.container_routes.last().unwrap();
+        assert_eq!((last.priority, last.table, last.mtu), (Some(5), Some(100), Some(1400)));
+        assert_eq!(last.gw, Some("198.18.1.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn missing_gateway_or_addresses_are_errors() {
+        assert_eq!(plan(&NetResult::default()).err().map(|e| e.code), Some(7));
+        let mut r = ipam(&[("198.18.1.5/24", "198.18.1.1")], &[]);
+        r.ips[0].gateway = None;
+        assert_eq!(plan(&r).err().map(|e| e.code), Some(7));
+    }
+}

@@ -1,0 +1,36 @@
+//! sysctls under `/proc/sys/net`, which resolve against the namespace of the thread that opens
+//! the file: called on the main thread, they act on the node.
+
+use conf::{CniError, CniResult, ErrorCode};
+use std::io::ErrorKind;
+
+/// Write `value` to `/proc/sys/<key>` (key with `/` separators) unless it already holds it.
+/// A key that does not exist (IPv6 disabled, link gone) is reported as `Ok(false)`.
+///
+/// # Errors
+/// Code 5 when the file exists but cannot be read or written.
+pub fn ensure(key: &str, value: &str) -> CniResult<bool> {
+    let path = format!("/proc/sys/{key}");
+    match std::fs::read_to_string(&path) {
+        Ok(current) if current.trim() == value => return Ok(true),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(CniError::new(ErrorCode::Io, format!("read {path}: {e}"))),
+    }
+    std::fs::write(&path, value).map_err(|e| CniError::new(ErrorCode::Io, format!("write {value} to {path}: {e}")))?;
+    Ok(true)
+}
+
+/// Enable forwarding on the node for the families in use.
+///
+/// # Errors
+/// Code 5 when a forwarding switch cannot be written.
+pub fn enable_forwarding(ipv4: bool, ipv6: bool) -> CniResult<()> {
+    if ipv4 {
+        ensure("net/ipv4/ip_forward", "1")?;
+    }
+    if ipv6 {
+        ensure("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}
