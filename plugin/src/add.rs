@@ -136,6 +136,18 @@ fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> CniResu
         };
         let (c, h) = tokio::join!(container_side, host_side);
         c.and(h)?;
+        if let (Some(host_mac), Some(ctr_mac)) = (&host.mac, &container.mac) {
+            for ip in allocated.ips.iter().filter(|ip| ip.address.addr().is_ipv6()) {
+                let (addr, gw) = (ip.address.addr(), ip.gateway);
+                host_nl.seed_neighbour(host.index, addr, ctr_mac).await.or_cni(format!("seed neighbour {addr}"))?;
+                if let Some(gw) = gw {
+                    ctr_nl
+                        .seed_neighbour(container.index, gw, host_mac)
+                        .await
+                        .or_cni(format!("seed neighbour {gw}"))?;
+                }
+            }
+        }
         Ok::<(Link, Link), CniError>((host, container))
     })?;
     // The node end must not learn routes from router advertisements a container sends

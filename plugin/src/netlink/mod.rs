@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod link;
+pub mod neigh;
 pub mod route;
 
 use conf::{CniError, CniResult, ErrorCode};
