@@ -14,6 +14,10 @@ use crate::version::{self, Version};
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+
+/// The version to answer a panic in: the request's once it is known.
+static ANSWER_VERSION: OnceLock<Version> = OnceLock::new();
 
 /// One request: the validated environment, the validated configuration and the exact stdin.
 #[derive(Debug, Clone)]
@@ -121,6 +125,7 @@ pub fn dispatch(plugin: &dyn Plugin, lookup: impl Fn(&str) -> Option<String>, st
         Err((e, v)) => return Answer::error(&e, &v),
     };
     let version = request.version();
+    let _ = ANSWER_VERSION.set(version);
     log::debug!(
         "{} container={} ifname={} network={}",
         request.invocation.command.as_str(),
@@ -158,9 +163,17 @@ pub fn dispatch(plugin: &dyn Plugin, lookup: impl Fn(&str) -> Option<String>, st
 /// With no `CNI_COMMAND` it prints `about` and the versions it speaks to stderr and exits 0.
 #[allow(clippy::print_stdout, clippy::disallowed_methods)]
 pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
-    // A panic is answered as a code-999 object by `dispatch`; the hook only logs it, so that no
-    // backtrace is ever printed, whatever RUST_BACKTRACE says.
-    std::panic::set_hook(Box::new(|info| log::error!("panic: {info}")));
+    // Release builds abort on panic (smaller, faster to load), so nothing unwinds back to
+    // `dispatch`: the hook itself answers with the code-999 object and ends the process, in every
+    // build, so a panic yields exactly one document and never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("panic: {info}");
+        let version = ANSWER_VERSION.get().map_or(version::CURRENT, |v| v.as_str());
+        let err = CniError::new(ErrorCode::Internal, "internal error").with_details(info.to_string());
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", err.to_json(version)).and_then(|()| out.flush());
+        std::process::exit(1);
+    }));
     if std::env::var_os("CNI_COMMAND").is_none_or(|c| c.is_empty()) {
         let _ =
             writeln!(std::io::stderr(), "{about}\nCNI protocol versions supported: {}", version::SUPPORTED.join(", "));
