@@ -1,12 +1,16 @@
 //! tether's nftables state, managed in-process over nfnetlink: no `nft` or `iptables` process, no C library.
 //!
-//! Two features, one table per network and feature family, per-container state as set elements:
+//! Three features; masquerade and spoof check keep one table per network and family with per-container state as
+//! set elements, isolation keeps one shared table with one element per network:
 //!
 //! * IP masquerade ([`masq_add`], [`masq_del`], [`masq_list`], [`masq_gc`]): `table inet tether-<network>`, a
 //!   `postrouting` nat chain with six fixed rules and the containers' addresses in the sets `masq4`/`masq6`.
 //! * Bridge MAC spoof check ([`spoofchk_add`], [`spoofchk_del`], [`spoofchk_list`], [`spoofchk_gc`]):
 //!   `table bridge tether-<network>`, a `prerouting` filter chain with three fixed rules and the guarded ports and
 //!   their allowed MACs in the sets `ports`/`allowed`.
+//! * Isolation between networks ([`isolate_add`], [`isolate_check`], [`isolation_group`]): one shared
+//!   `table inet tether` whose `forward` chain drops traffic forwarded between interfaces of two different tether
+//!   networks, recognised by their link group; each network is one element of the set `same`.
 //!
 //! Rule evaluation does not grow with the number of containers (set lookups are hash or tree lookups), and each
 //! element carries the comment `<containerID>/<ifname>` (shown by `nft list ruleset`), so DEL and GC find an
@@ -52,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod isolate;
 mod masq;
 mod names;
 mod netlink;
@@ -60,8 +65,10 @@ mod spoofchk;
 mod state;
 
 pub use error::NftError;
+pub use isolate::{isolate_add, isolate_check, isolation_group, ISOLATION_MASK, ISOLATION_TAG};
 pub use masq::{masq_add, masq_del, masq_gc, masq_list, MasqEntry};
 pub use spoofchk::{spoofchk_add, spoofchk_del, spoofchk_gc, spoofchk_list};
 
-/// The prefix of every table this crate manages (`tether-<network>` in the `inet` and `bridge` families).
+/// The prefix of every per-network table this crate manages (`tether-<network>` in the `inet` and `bridge`
+/// families); the isolation table shared by all networks is `inet tether`.
 pub const TABLE_PREFIX: &str = names::TABLE_PREFIX;

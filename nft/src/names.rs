@@ -38,7 +38,7 @@ pub(crate) fn check_ifname(op: &'static str, what: &str, name: &str) -> Result<(
 }
 
 /// 64-bit FNV-1a: a stable, dependency-free hash to keep long names unique once shortened.
-fn fnv1a64(s: &str) -> u64 {
+pub(crate) fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -58,6 +58,15 @@ pub(crate) fn table_name(op: &'static str, network: &str) -> Result<String, NftE
     };
     debug_assert!(name.len() <= MAX_NAME_LEN);
     Ok(name)
+}
+
+/// A network's name as an element comment: verbatim up to nft's comment limit, else shortened and hashed.
+pub(crate) fn network_comment(network: &str) -> String {
+    if network.len() <= MAX_ID_IN_COMMENT {
+        network.to_owned()
+    } else {
+        format!("{}~{:016x}", &network[..ID_PREFIX_WHEN_HASHED], fnv1a64(network))
+    }
 }
 
 /// The owner comment of an attachment: `<containerID>/<ifname>` (IDs over 96 bytes are shortened and hashed).

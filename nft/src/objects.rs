@@ -100,6 +100,7 @@ pub(crate) mod datatype {
     pub(crate) const IPADDR: u32 = 7;
     pub(crate) const IP6ADDR: u32 = 8;
     pub(crate) const ETHERADDR: u32 = 9;
+    pub(crate) const DEVGROUP: u32 = 35;
     pub(crate) const IFNAME: u32 = 41;
     /// Bits per component in a concatenated type: `a . b` is `(a << 6) | b`.
     const TYPE_BITS: u32 = 6;
@@ -280,6 +281,8 @@ pub(crate) mod reg {
     pub(crate) const R1: u32 = 1;
     /// NFT_REG32_00: first 4-byte register (overlaps R1).
     pub(crate) const R32_00: u32 = 8;
+    /// NFT_REG32_01: second 4-byte register.
+    pub(crate) const R32_01: u32 = 9;
     /// NFT_REG32_04: fifth 4-byte register (overlaps R2).
     pub(crate) const R32_04: u32 = 12;
 }
@@ -300,6 +303,8 @@ pub(crate) mod base {
 pub(crate) mod meta_key {
     pub(crate) const IIFNAME: u32 = 6;
     pub(crate) const NFPROTO: u32 = 15;
+    pub(crate) const IIFGROUP: u32 = 21;
+    pub(crate) const OIFGROUP: u32 = 22;
 }
 
 /// One rule expression.
