@@ -23,7 +23,7 @@ use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, base, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
-use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
+use crate::state::{backoff, Ctx, EmptyTable, MAX_ATTEMPTS};
 use crate::NftError;
 
 const CHAIN: &str = "prerouting";
@@ -223,7 +223,7 @@ pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(
     let table = table(OP, network)?;
     let owner = names::owner(OP, container_id, ifname)?;
     let mut ctx = Ctx::open(OP)?;
-    ctx.remove_where(&table, &[PORTS, ALLOWED], |e| e.comment.as_deref() == Some(owner.as_str()))?;
+    ctx.remove_where(&table, &[PORTS, ALLOWED], EmptyTable::Keep, |e| e.comment.as_deref() == Some(owner.as_str()))?;
     Ok(())
 }
 
@@ -249,7 +249,7 @@ pub fn spoofchk_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftE
     let table = table(OP, network)?;
     let keep: Vec<String> = valid.iter().filter_map(|(id, ifname)| names::owner(OP, id, ifname).ok()).collect();
     let mut ctx = Ctx::open(OP)?;
-    let removed = ctx.remove_where(&table, &[PORTS, ALLOWED], |e| {
+    let removed = ctx.remove_where(&table, &[PORTS, ALLOWED], EmptyTable::Drop, |e| {
         !e.comment.as_ref().is_some_and(|c| keep.iter().any(|k| k == c))
     })?;
     if removed > 0 {

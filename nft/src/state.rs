@@ -98,13 +98,14 @@ impl Ctx {
     }
 
     /// Remove every element of `sets` for which `doomed` holds, as one transaction that only commits if nothing
-    /// changed since the sets were read. When no element is left in any of `sets`, the table goes too (a
-    /// concurrent ADD either lands before our read, and then the table stays, or finds the table gone and
-    /// recreates it). A missing table is success. Returns how many elements were removed.
+    /// changed since the sets were read. With [`EmptyTable::Drop`], when no element is left in any of `sets`,
+    /// the table goes too (a concurrent ADD either lands before our read, and then the table stays, or finds the
+    /// table gone and recreates it). A missing table is success. Returns how many elements were removed.
     pub(crate) fn remove_where(
         &mut self,
         table: &Table,
         sets: &[&'static str],
+        empty_table: EmptyTable,
         doomed: impl Fn(&Elem) -> bool,
     ) -> Result<usize, NftError> {
         let mut last: Option<NftError> = None;
@@ -125,7 +126,7 @@ impl Ctx {
             if !found {
                 return Ok(0);
             }
-            if remaining == 0 {
+            if remaining == 0 && empty_table == EmptyTable::Drop {
                 batch.push(objects::del_table(table), table.describe());
             }
             if batch.is_empty() {
@@ -148,6 +149,16 @@ impl Ctx {
             NftError::protocol(self.op, table.describe(), "ruleset kept changing; gave up after retries")
         }))
     }
+}
+
+/// What to do with a table whose sets an operation empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EmptyTable {
+    /// Keep it: DEL of one container. Recreating a table costs ~20 ms (its chain registers a hook), which the
+    /// next ADD of the network would pay; an empty table costs nothing per packet that matters.
+    Keep,
+    /// Remove it: GC, when the runtime says no attachment of the network is left.
+    Drop,
 }
 
 /// The elements of a dump, each once. A hash set's dump can list an element twice when the kernel resizes the

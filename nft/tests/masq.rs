@@ -134,8 +134,8 @@ fn del_removes_exactly_that_attachment() {
 }
 
 #[test]
-fn del_with_nothing_present_is_ok_and_last_del_removes_the_table() {
-    if !can_run("del_with_nothing_present_is_ok_and_last_del_removes_the_table") {
+fn del_with_nothing_present_is_ok_and_the_empty_table_stays_until_gc() {
+    if !can_run("del_with_nothing_present_is_ok_and_the_empty_table_stays_until_gc") {
         return;
     }
     let ns = Netns::new("delnone");
@@ -151,10 +151,12 @@ fn del_with_nothing_present_is_ok_and_last_del_removes_the_table() {
     ns.run(|| masq_del("net1", "c1", "eth0").unwrap());
     assert_eq!(tables(&ns.ruleset()).len(), 1, "c2 is still there");
     ns.run(|| masq_del("net1", "c2", "eth0").unwrap());
-    assert_eq!(tables(&ns.ruleset()), vec![], "the last DEL takes the table with it");
-    // and the next ADD recreates it
+    assert_eq!(tables(&ns.ruleset()).len(), 1, "an emptied table stays: the next ADD needs it");
+    assert_eq!(elements(&ns.ruleset(), "tether-net1", "masq4"), pairs(&[]));
     ns.run(|| masq_add("net1", "c3", "eth0", &[v4(4)]).unwrap());
-    assert_eq!(objects(&ns.ruleset(), "rule").len(), 6);
+    assert_eq!(objects(&ns.ruleset(), "rule").len(), 6, "rules are not duplicated");
+    ns.run(|| masq_gc("net1", &[]).unwrap());
+    assert_eq!(tables(&ns.ruleset()), vec![], "GC with nothing valid takes the table");
 }
 
 #[test]
