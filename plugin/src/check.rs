@@ -1,14 +1,16 @@
 //! CHECK: compare the live state with `prevResult` and name the first thing that drifted.
 //!
-//! Checked: the container interface (exists, is a veth, MAC as reported), each of its addresses,
-//! each reported route, the node end and its route to each container address, and the
-//! masquerade elements when `ipMasq` is set. IPAM's own CHECK runs first.
+//! Checked for every mode: the container interface (exists, is a veth, MAC as reported), each of
+//! its addresses, each reported route, the network's isolation element, and the masquerade
+//! elements when `ipMasq` is set. The node side is the mode's (`ptp::check_node`,
+//! `bridge::check_node`). IPAM's own CHECK runs first.
 
-use crate::config::PluginConf;
+use crate::bridge::check::Expected;
+use crate::config::{Mode, PluginConf};
 use crate::ipam::Ipam;
 use crate::netlink::{Netlink, NlContext};
 use crate::netns::Netns;
-use crate::{masq, runtime, veth};
+use crate::{bridge, isolate, masq, ptp, runtime, veth};
 use conf::{CniError, CniResult, Command, ErrorCode, Request};
 use ipnet::IpNet;
 
@@ -18,8 +20,9 @@ fn drift(msg: impl Into<String>) -> CniError {
 
 /// CHECK for every mode.
 pub fn check(request: &Request) -> CniResult<()> {
-    let conf = PluginConf::from_netconf(&request.config)?;
+    let conf = PluginConf::from_request(request)?;
     let inv = &request.invocation;
+    let network = request.config.name.as_str();
     let prev = request
         .config
         .prev_result
@@ -37,7 +40,8 @@ pub fn check(request: &Request) -> CniResult<()> {
     let expected = &prev.interfaces[index];
     let ips: Vec<IpNet> =
         prev.ips.iter().filter(|ip| ip.interface.is_none_or(|i| i == index)).map(|ip| ip.address).collect();
-    let host_veth = veth::host_veth_name(&request.config.name, &inv.container_id, &inv.ifname);
+    let host_veth = veth::host_veth_name(network, &inv.container_id, &inv.ifname);
+    let group = isolate::group(network)?;
 
     runtime::build()?.block_on(async {
         let host = Netlink::connect()?;
@@ -71,23 +75,25 @@ pub fn check(request: &Request) -> CniResult<()> {
                 return Err(drift(format!("route to {} is missing in the container", want.dst)));
             }
         }
-        let node_end = host
-            .link_by_name(&host_veth)
-            .await
-            .or_cni(format!("read {host_veth}"))?
-            .ok_or_else(|| drift(format!("node interface {host_veth} is missing")))?;
-        let node_routes = host.routes().await.or_cni("read node routes")?;
-        for ip in &ips {
-            let host_route = IpNet::from(ip.addr());
-            if !node_routes.iter().any(|r| r.dst == host_route && r.oif == Some(node_end.index)) {
-                return Err(drift(format!("node route to {host_route} via {host_veth} is missing")));
+        match conf.mode {
+            Mode::Ptp => ptp::check_node(&host, &host_veth, group, &ips).await,
+            Mode::Bridge => {
+                let want = Expected {
+                    network,
+                    container_id: &inv.container_id,
+                    ifname: &inv.ifname,
+                    host_veth: &host_veth,
+                    group,
+                    container: &link,
+                };
+                bridge::check_node(&host, &conf.bridge, prev, &want).await
             }
         }
-        Ok(())
     })?;
 
+    isolate::check(network)?;
     if conf.ip_masq {
-        let masqueraded = masq::list(&request.config.name, &inv.container_id, &inv.ifname)?;
+        let masqueraded = masq::list(network, &inv.container_id, &inv.ifname)?;
         for ip in &ips {
             if !masqueraded.contains(&ip.addr()) {
                 return Err(drift(format!("masquerade state for {} is missing", ip.addr())));

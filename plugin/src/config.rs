@@ -1,6 +1,9 @@
-//! tether's own configuration keys, on top of the shared ones `conf` parses.
+//! tether's own configuration keys, on top of the shared ones `conf` parses; bridge mode's keys
+//! are in `bridge::config`.
 
-use conf::{CniError, CniResult, ErrorCode, NetConf};
+use crate::bridge::config::BridgeConf;
+use crate::mac;
+use conf::{CniError, CniResult, ErrorCode, NetConf, Request};
 use serde::Deserialize;
 
 /// How containers are attached.
@@ -31,17 +34,40 @@ struct Raw {
 pub struct PluginConf {
     /// Attachment mode.
     pub mode: Mode,
-    /// MTU of both veth ends.
+    /// MTU of both veth ends (and of a bridge tether creates).
     pub mtu: Option<u32>,
     /// Masquerade traffic leaving the container's subnets.
     pub ip_masq: bool,
+    /// The container's MAC, when the runtime or the configuration asks for one.
+    pub mac: Option<[u8; 6]>,
+    /// An IPAM plugin assigns addresses. False only in bridge mode with an `ipam` without
+    /// `type` (or none): pure layer 2, as the reference bridge allows.
+    pub layer3: bool,
+    /// Bridge mode's keys (their defaults in ptp mode, where they are not used).
+    pub bridge: BridgeConf,
+}
+
+/// The mode named by `mode`, read leniently (DEL must work whatever else the document holds).
+pub fn mode_of(netconf: &NetConf) -> Mode {
+    match netconf.raw.get("mode").and_then(|m| m.as_str()) {
+        Some("bridge") => Mode::Bridge,
+        _ => Mode::Ptp,
+    }
 }
 
 impl PluginConf {
-    /// Read and validate tether's keys.
+    /// Read and validate tether's keys (the MAC may come from `CNI_ARGS`).
     ///
     /// # Errors
-    /// Code 2 for an unknown `mode`, 7 for a missing IPAM type or a malformed key.
+    /// Code 2 for an unknown `mode`; 7 for a missing IPAM type (ptp), a malformed key or
+    /// conflicting options (the message names them); 4 for a malformed `CNI_ARGS` MAC.
+    pub fn from_request(request: &Request) -> CniResult<PluginConf> {
+        let mut conf = PluginConf::from_netconf(&request.config)?;
+        conf.mac = mac::requested(request)?;
+        Ok(conf)
+    }
+
+    /// [`PluginConf::from_request`] without the MAC.
     pub fn from_netconf(netconf: &NetConf) -> CniResult<PluginConf> {
         let raw: Raw = netconf.plugin_config()?;
         let mode = match raw.mode.as_deref() {
@@ -52,7 +78,8 @@ impl PluginConf {
                     .with_details("mode must be \"ptp\" or \"bridge\""))
             }
         };
-        if netconf.ipam_type.is_none() {
+        let layer3 = netconf.ipam_type.is_some();
+        if mode == Mode::Ptp && !layer3 {
             return Err(CniError::new(ErrorCode::InvalidConfig, "ipam: missing \"type\"")
                 .with_details("tether needs an IPAM plugin, e.g. {\"type\": \"tether-ipam\", ...}"));
         }
@@ -64,14 +91,33 @@ impl PluginConf {
         if let Some(backend) = raw.ip_masq_backend {
             log::info!("ipMasqBackend {backend:?} ignored: tether masquerades through nftables in-process");
         }
-        Ok(PluginConf { mode, mtu: raw.mtu, ip_masq: raw.ip_masq })
+        let bridge = match mode {
+            Mode::Bridge => BridgeConf::from_netconf(netconf, layer3)?,
+            Mode::Ptp => BridgeConf::default(),
+        };
+        if raw.ip_masq && !layer3 {
+            log::info!("ipMasq ignored: the network has no IPAM, so no addresses to masquerade");
+        }
+        Ok(PluginConf { mode, mtu: raw.mtu, ip_masq: raw.ip_masq && layer3, mac: None, layer3, bridge })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
+
+    pub(crate) fn request(v: serde_json::Value, cni_args: &str) -> Request {
+        let invocation = conf::Invocation {
+            command: conf::Command::Add,
+            container_id: "c1".into(),
+            netns: None,
+            ifname: "eth0".into(),
+            args: cni_args.into(),
+            path: vec![],
+        };
+        Request { invocation, config: NetConf::from_value(v.clone()).unwrap(), stdin: v.to_string().into_bytes() }
+    }
 
     fn parse(v: serde_json::Value) -> CniResult<PluginConf> {
         PluginConf::from_netconf(&NetConf::from_value(v)?)
@@ -86,6 +132,7 @@ mod tests {
         let c = parse(base()).unwrap();
         assert_eq!(c.mode, Mode::Ptp);
         assert!(!c.ip_masq);
+        assert!(c.layer3);
     }
 
     #[test]
@@ -96,13 +143,18 @@ mod tests {
     }
 
     #[test]
-    fn ipam_type_is_required() {
+    fn ipam_type_is_required_in_ptp_mode_only() {
         let mut v = base();
         v["ipam"] = json!({});
-        assert_eq!(parse(v).err().map(|e| e.code), Some(7));
+        assert_eq!(parse(v.clone()).err().map(|e| e.code), Some(7));
+        v["mode"] = json!("bridge");
+        let c = parse(v).unwrap();
+        assert!(!c.layer3, "bridge with ipam {{}} is pure L2");
         let mut v = base();
         v.as_object_mut().unwrap().remove("ipam");
-        assert_eq!(parse(v).err().map(|e| e.code), Some(7));
+        assert_eq!(parse(v.clone()).err().map(|e| e.code), Some(7));
+        v["mode"] = json!("bridge");
+        assert!(!parse(v).unwrap().layer3);
     }
 
     #[test]
@@ -120,5 +172,25 @@ mod tests {
         let mut v = base();
         v["mtu"] = json!("big");
         assert_eq!(parse(v).err().map(|e| e.code), Some(7));
+    }
+
+    #[test]
+    fn mac_precedence_runtime_config_then_args_then_cni_args() {
+        let mut v = base();
+        let cni = "IgnoreUnknown=1;MAC=02:00:00:00:00:03";
+        assert_eq!(PluginConf::from_request(&request(v.clone(), "")).unwrap().mac, None);
+        assert_eq!(PluginConf::from_request(&request(v.clone(), cni)).unwrap().mac, Some([2, 0, 0, 0, 0, 3]));
+        v["args"] = json!({"cni": {"mac": "02:00:00:00:00:02"}});
+        assert_eq!(PluginConf::from_request(&request(v.clone(), cni)).unwrap().mac, Some([2, 0, 0, 0, 0, 2]));
+        v["runtimeConfig"] = json!({"mac": "02:00:00:00:00:01"});
+        assert_eq!(PluginConf::from_request(&request(v.clone(), cni)).unwrap().mac, Some([2, 0, 0, 0, 0, 1]));
+        v["runtimeConfig"] = json!({"mac": "not-a-mac"});
+        let e = PluginConf::from_request(&request(v.clone(), "")).unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("runtimeConfig.mac"), "{e}");
+        v["runtimeConfig"] = json!({"mac": "03:00:00:00:00:01"});
+        assert!(PluginConf::from_request(&request(v, "")).unwrap_err().msg.contains("unicast"));
+        let e = PluginConf::from_request(&request(base(), "MAC=00:00:00:00:00:00")).unwrap_err();
+        assert_eq!(e.code, 4);
     }
 }

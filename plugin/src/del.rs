@@ -2,14 +2,16 @@
 //! is already gone counts as done; the errors are reported together at the end.
 //!
 //! DEL finds everything from stable keys, never from the live interface: the node end by its
-//! deterministic name, masquerade state by (network, container ID, ifname), the reservation by
-//! (container ID, ifname). So it completes without the netns, without `prevResult`, and after
+//! deterministic name, masquerade and spoof-check state by (network, container ID, ifname), the
+//! reservation by (container ID, ifname). The bridge, its gateway addresses and the network's
+//! isolation element are shared and stay. So it completes without the netns, without `prevResult`, and after
 //! an ADD that failed half-way.
 
+use crate::config::{self, Mode};
 use crate::ipam::Ipam;
 use crate::netlink::Netlink;
 use crate::netns::Netns;
-use crate::{masq, runtime, veth};
+use crate::{masq, runtime, spoofchk, veth};
 use conf::{CniError, CniResult, Command, ErrorCode, Request};
 
 /// DEL for every mode.
@@ -32,12 +34,17 @@ pub fn del(request: &Request) -> CniResult<()> {
     runtime::combine(errors)
 }
 
-/// Masquerade state and the IPAM reservation, both by key; every step runs.
+/// Masquerade and spoof-check state and the IPAM reservation, all by key; every step runs.
 fn release_state(request: &Request) -> Vec<CniError> {
     let inv = &request.invocation;
     let mut errors = Vec::new();
     if let Err(e) = masq::del(&request.config.name, &inv.container_id, &inv.ifname) {
         errors.push(e.context("remove masquerade state"));
+    }
+    if config::mode_of(&request.config) == Mode::Bridge {
+        if let Err(e) = spoofchk::del(&request.config.name, &inv.container_id, &inv.ifname) {
+            errors.push(e.context("remove spoof-check state"));
+        }
     }
     if let Err(e) = Ipam::of(request).run(request, Command::Del) {
         errors.push(e);
@@ -75,12 +82,17 @@ fn remove_links(request: &Request) -> CniResult<()> {
     })
 }
 
-/// GC: release what IPAM holds and the masquerade state of every attachment not listed as
-/// valid. Both run; errors are reported together.
+/// GC: release what IPAM holds and the masquerade and spoof-check state of every attachment not
+/// listed as valid. All run; errors are reported together.
 pub fn gc(request: &Request) -> CniResult<()> {
     let mut errors: Vec<CniError> = Vec::new();
     if let Err(e) = masq::gc(&request.config.name, &request.config.valid_attachments) {
         errors.push(e.context("garbage-collect masquerade state"));
+    }
+    if config::mode_of(&request.config) == Mode::Bridge {
+        if let Err(e) = spoofchk::gc(&request.config.name, &request.config.valid_attachments) {
+            errors.push(e.context("garbage-collect spoof-check state"));
+        }
     }
     if let Err(e) = Ipam::of(request).run(request, Command::Gc) {
         errors.push(e);

@@ -1,5 +1,6 @@
 //! The IPAM client: `tether-ipam` runs in-process (same code, store and locking as the binary,
-//! minus a process start); any other type is delegated over `CNI_PATH`.
+//! minus a process start); any other type is delegated over `CNI_PATH`; no type (bridge mode's
+//! pure layer 2) is no IPAM at all.
 
 use conf::{delegate, CniResult, Command, NetResult, Plugin, Request};
 
@@ -9,6 +10,8 @@ pub enum Ipam<'a> {
     InProcess,
     /// Another plugin binary, by type.
     Delegated(&'a str),
+    /// No IPAM (`ipam` without `type`): no addresses, every verb succeeds.
+    None,
 }
 
 /// The IPAM type that runs in-process.
@@ -18,8 +21,9 @@ impl<'a> Ipam<'a> {
     /// The IPAM configured for `request` (its `ipam.type` was validated by the plugin config).
     pub fn of(request: &'a Request) -> Ipam<'a> {
         match request.config.ipam_type.as_deref() {
-            Some(IN_PROCESS_TYPE) | None => Ipam::InProcess,
+            Some(IN_PROCESS_TYPE) => Ipam::InProcess,
             Some(other) => Ipam::Delegated(other),
+            None => Ipam::None,
         }
     }
 
@@ -28,6 +32,7 @@ impl<'a> Ipam<'a> {
         match self {
             Ipam::InProcess => tether_ipam::HostLocal.add(request),
             Ipam::Delegated(t) => delegate::add(request, t),
+            Ipam::None => Ok(NetResult::default()),
         }
     }
 
@@ -45,6 +50,7 @@ impl<'a> Ipam<'a> {
                 }
             }
             Ipam::Delegated(t) => delegate::run(request, t, command),
+            Ipam::None => Ok(()),
         }
     }
 }

@@ -3,15 +3,20 @@
 //! Each verb is a module; `conf::skel` owns the protocol (environment, stdin, versions, stdout).
 
 mod add;
+mod attach;
+mod bridge;
 mod check;
 mod config;
 mod del;
 mod ipam;
+mod isolate;
+mod mac;
 mod masq;
 mod netlink;
 mod netns;
 mod ptp;
 mod runtime;
+mod spoofchk;
 mod sysctl;
 mod veth;
 

@@ -1,5 +1,11 @@
-//! The node end's name: deterministic, so DEL and CHECK find it without the container's
-//! namespace, and a collision is a real error rather than something to retry.
+//! The container's veth pair: the node end's deterministic name (so DEL and CHECK find it
+//! without the container's namespace, and a collision is a real error rather than something to
+//! retry), and its creation in one request with the peer born inside the container.
+
+use crate::attach::{Attachment, Undo};
+use crate::netlink::link::{Link, VethSpec};
+use crate::netlink::{Netlink, NlContext};
+use conf::{CniError, CniResult, ErrorCode};
 
 /// FNV-1a, 64 bit: tiny, and stable across Rust releases and platforms (std's `DefaultHasher`
 /// is neither), which matters because a DEL may run a newer tether than the ADD did.
@@ -24,6 +30,57 @@ fn fnv1a64(parts: &[&str]) -> u64 {
 pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String {
     let hex = format!("{:016x}", fnv1a64(&[network, container_id, ifname]));
     format!("veth{}", &hex[..11])
+}
+
+/// Create the attachment's pair (node end up, in the network's group, enslaved to `master` when
+/// given; the peer inside the container with the requested MAC) and read back both ends.
+pub async fn create_pair(
+    att: &Attachment<'_>,
+    host_nl: &Netlink,
+    ctr_nl: &Netlink,
+    undo: &mut Undo,
+    master: Option<u32>,
+) -> CniResult<(Link, Link)> {
+    let spec = VethSpec {
+        host_name: &att.host_veth,
+        peer_name: att.ifname(),
+        peer_netns_fd: Some(att.netns.raw_fd()),
+        mtu: att.conf.mtu,
+        peer_mac: att.conf.mac.map(|m| m.to_vec()),
+        host_master: master,
+        host_group: Some(att.group),
+    };
+    if let Err(e) = host_nl.create_veth(&spec).await {
+        if e.is_exists() {
+            return Err(explain_exists(att, host_nl, ctr_nl).await);
+        }
+        return Err(e.into_cni(format!("create veth pair {} / {}", att.host_veth, att.ifname())));
+    }
+    undo.host_veth = Some(att.host_veth.clone());
+    let (host, container) = tokio::join!(host_nl.link_by_name(&att.host_veth), ctr_nl.link_by_name(att.ifname()));
+    let missing = |what: &str| CniError::new(ErrorCode::Netlink, format!("{what} vanished right after its creation"));
+    let host = host.or_cni(format!("read {}", att.host_veth))?.ok_or_else(|| missing(&att.host_veth))?;
+    let container = container.or_cni(format!("read {}", att.ifname()))?.ok_or_else(|| missing(att.ifname()))?;
+    Ok((host, container))
+}
+
+/// EEXIST from the pair creation: say which name is taken, so the operator knows what to fix.
+async fn explain_exists(att: &Attachment<'_>, host_nl: &Netlink, ctr_nl: &Netlink) -> CniError {
+    if let Ok(Some(_)) = ctr_nl.link_by_name(att.ifname()).await {
+        return CniError::new(
+            ErrorCode::Netlink,
+            format!("interface {} already exists in {}", att.ifname(), att.netns.path().display()),
+        );
+    }
+    if let Ok(Some(_)) = host_nl.link_by_name(&att.host_veth).await {
+        return CniError::new(ErrorCode::Netlink, format!("node interface {} already exists", att.host_veth))
+            .with_details(format!(
+                "a previous ADD of container {} / {} was not deleted",
+                att.container_id(),
+                att.ifname()
+            ));
+    }
+    CniError::new(ErrorCode::Netlink, format!("create veth pair {} / {}: File exists", att.host_veth, att.ifname()))
 }
 
 #[cfg(test)]

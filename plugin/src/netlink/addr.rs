@@ -1,4 +1,4 @@
-//! Addresses: add one with the flags tether needs, list those of a link.
+//! Addresses: add one with the flags tether needs, delete one, list those of a link.
 
 use super::{Netlink, NlError};
 use ipnet::IpNet;
@@ -13,6 +13,20 @@ pub struct AddrFlags {
     /// IFA_F_NOPREFIXROUTE: no kernel route for the prefix (ptp routes the subnet via the
     /// gateway itself; saves deleting the kernel's route afterwards).
     pub no_prefix_route: bool,
+    /// Let IPv6 duplicate address detection run (the address is tentative until it passes).
+    /// Off by default: see [`Netlink::add_addr`].
+    pub dad: bool,
+}
+
+/// An address as read back, with the DAD state of IPv6 addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// Address and prefix.
+    pub net: IpNet,
+    /// IFA_F_TENTATIVE: DAD has not finished.
+    pub tentative: bool,
+    /// IFA_F_DADFAILED: another host on the link has it.
+    pub dad_failed: bool,
 }
 
 fn family(ip: &IpAddr) -> AddressFamily {
@@ -27,7 +41,7 @@ impl Netlink {
     /// Add `addr` (address with its prefix) to link `index`. IPv6 addresses are added with
     /// IFA_F_NODAD: they are usable at once instead of after ~1-2 s of duplicate address
     /// detection, which is what makes a dual-stack ADD take milliseconds (the addresses come
-    /// from IPAM, which guarantees uniqueness on this link).
+    /// from IPAM, which guarantees uniqueness on this link) unless `flags.dad` asks for DAD.
     pub async fn add_addr(&self, index: u32, addr: IpNet, flags: AddrFlags) -> Result<(), NlError> {
         let ip = addr.addr();
         let mut msg = AddressMessage::default();
@@ -35,7 +49,7 @@ impl Netlink {
         msg.header.prefix_len = addr.prefix_len();
         msg.header.index = index;
         let mut all = AddressFlags::empty();
-        if ip.is_ipv6() {
+        if ip.is_ipv6() && !flags.dad {
             msg.header.flags = AddressHeaderFlags::Nodad;
             all |= AddressFlags::Nodad;
         }
@@ -53,17 +67,46 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL).await
     }
 
+    /// Delete `addr` from link `index`. EADDRNOTAVAIL when it is not there.
+    pub async fn delete_addr(&self, index: u32, addr: IpNet) -> Result<(), NlError> {
+        let ip = addr.addr();
+        let mut msg = AddressMessage::default();
+        msg.header.family = family(&ip);
+        msg.header.prefix_len = addr.prefix_len();
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(ip));
+        msg.attributes.push(AddressAttribute::Address(ip));
+        self.ack(RouteNetlinkMessage::DelAddress(msg), 0).await
+    }
+
     /// The addresses of link `index` (all families).
     pub async fn addrs_of(&self, index: u32) -> Result<Vec<IpNet>, NlError> {
+        Ok(self.addr_infos(index).await?.into_iter().map(|a| a.net).collect())
+    }
+
+    /// The addresses of link `index` with their DAD state.
+    pub async fn addr_infos(&self, index: u32) -> Result<Vec<AddrInfo>, NlError> {
         let replies = self.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default())).await?;
         Ok(replies
             .into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
                     let prefix = a.header.prefix_len;
-                    a.attributes.into_iter().find_map(|attr| match attr {
-                        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => IpNet::new(ip, prefix).ok(),
-                        _ => None,
+                    // IFA_FLAGS (32 bit) when present, else the 8-bit header flags.
+                    let mut flags = AddressFlags::from_bits_retain(u32::from(a.header.flags.bits()));
+                    let mut net = None;
+                    for attr in a.attributes {
+                        match attr {
+                            AddressAttribute::Local(ip) => net = IpNet::new(ip, prefix).ok(),
+                            AddressAttribute::Address(ip) if net.is_none() => net = IpNet::new(ip, prefix).ok(),
+                            AddressAttribute::Flags(f) => flags = f,
+                            _ => {}
+                        }
+                    }
+                    net.map(|net| AddrInfo {
+                        net,
+                        tentative: flags.contains(AddressFlags::Tentative),
+                        dad_failed: flags.contains(AddressFlags::Dadfailed),
                     })
                 }
                 _ => None,

@@ -1,11 +1,17 @@
-//! Links: look one up by name, create a veth pair whose peer is born inside another namespace,
-//! delete by name.
+//! Links: look one up by name or index, create a veth pair whose peer is born inside another
+//! namespace, delete by name.
 
 use super::{Netlink, NlError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
+    InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use std::os::fd::RawFd;
+
+/// BR_STATE_DISABLED: a bridge port that does not forward (no carrier yet, or the bridge is down).
+pub const PORT_DISABLED: u8 = 0;
 
 /// What tether needs to know of a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +30,20 @@ pub struct Link {
     pub master: Option<u32>,
     /// Administratively up.
     pub up: bool,
+    /// IFF_PROMISC.
+    pub promisc: bool,
+    /// Link group (`IFLA_GROUP`).
+    pub group: u32,
+    /// IPv6 address generation mode (`IFLA_INET6_ADDR_GEN_MODE`; 1 = none), when IPv6 is on.
+    pub addr_gen_mode: Option<u8>,
+    /// IPv4 `arp_ignore` of the link.
+    pub arp_ignore: Option<i32>,
+    /// Bridge port state (`IFLA_BRPORT_STATE`) when the link is a bridge port.
+    pub port_state: Option<u8>,
+    /// A bridge's `vlan_filtering`.
+    pub vlan_filtering: Option<bool>,
+    /// A bridge's `vlan_default_pvid` (the VLAN every new port gets; 0 = none).
+    pub vlan_default_pvid: Option<u16>,
 }
 
 impl Link {
@@ -36,6 +56,13 @@ impl Link {
             kind: None,
             master: None,
             up: msg.header.flags.contains(LinkFlags::Up),
+            promisc: msg.header.flags.contains(LinkFlags::Promisc),
+            group: 0,
+            addr_gen_mode: None,
+            arp_ignore: None,
+            port_state: None,
+            vlan_filtering: None,
+            vlan_default_pvid: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -43,10 +70,26 @@ impl Link {
                 LinkAttribute::Address(a) => link.mac = Some(a),
                 LinkAttribute::Mtu(m) => link.mtu = Some(m),
                 LinkAttribute::Controller(m) => link.master = Some(m),
-                LinkAttribute::LinkInfo(infos) => {
-                    for info in infos {
-                        if let LinkInfo::Kind(kind) = info {
-                            link.kind = Some(kind.to_string());
+                LinkAttribute::Group(g) => link.group = g,
+                LinkAttribute::LinkInfo(infos) => infos.into_iter().for_each(|i| link.read_info(i)),
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    for spec in specs {
+                        match spec {
+                            AfSpecUnspec::Inet6(inet6) => {
+                                for a in inet6 {
+                                    if let AfSpecInet6::AddrGenMode(mode) = a {
+                                        link.addr_gen_mode = Some(u8::from(&mode));
+                                    }
+                                }
+                            }
+                            AfSpecUnspec::Inet(inet) => {
+                                for a in inet {
+                                    if let AfSpecInet::DevConf(conf) = a {
+                                        link.arp_ignore = Some(conf.arp_ignore);
+                                    }
+                                }
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -54,6 +97,39 @@ impl Link {
             }
         }
         link
+    }
+
+    fn read_info(&mut self, info: LinkInfo) {
+        match info {
+            LinkInfo::Kind(kind) => self.kind = Some(kind.to_string()),
+            LinkInfo::Data(InfoData::Bridge(attrs)) => {
+                for a in attrs {
+                    match a {
+                        InfoBridge::VlanFiltering(on) => self.vlan_filtering = Some(on),
+                        InfoBridge::VlanDefaultPvid(pvid) => self.vlan_default_pvid = Some(pvid),
+                        _ => {}
+                    }
+                }
+            }
+            LinkInfo::PortData(InfoPortData::BridgePort(attrs)) => {
+                for a in attrs {
+                    if let InfoBridgePort::State(state) = a {
+                        self.port_state = Some(u8::from(state));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// True when the link is a bridge.
+    pub fn is_bridge(&self) -> bool {
+        self.kind.as_deref() == Some("bridge")
+    }
+
+    /// True when IPv6 generates no address on it (no link-local either).
+    pub fn addr_gen_none(&self) -> bool {
+        self.addr_gen_mode == Some(u8::from(&In6AddrGenMode::None))
     }
 
     /// The MAC as `aa:bb:cc:dd:ee:ff`, as CNI results write it.
@@ -69,14 +145,16 @@ pub struct VethSpec<'a> {
     pub host_name: &'a str,
     /// Name of the end created in the peer namespace.
     pub peer_name: &'a str,
-    /// The peer namespace (`IFLA_NET_NS_FD`).
-    pub peer_netns_fd: RawFd,
+    /// The peer namespace (`IFLA_NET_NS_FD`); `None` keeps the peer in this namespace.
+    pub peer_netns_fd: Option<RawFd>,
     /// MTU of both ends.
     pub mtu: Option<u32>,
     /// MAC of the peer end.
     pub peer_mac: Option<Vec<u8>>,
     /// Enslave the host end to this master at creation.
     pub host_master: Option<u32>,
+    /// Link group of the host end (`IFLA_GROUP`) and of the peer when it stays here.
+    pub host_group: Option<u32>,
 }
 
 fn name_only(name: &str) -> LinkMessage {
@@ -98,12 +176,30 @@ impl Netlink {
         }
     }
 
+    /// The link with index `index`, or `None`.
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, NlError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.get(RouteNetlinkMessage::GetLink(msg)).await {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
+                _ => None,
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Create a veth pair in ONE request: the host end here, up; the peer directly inside the
     /// peer namespace, so a container-side name such as `eth0` never exists on the node.
     /// Fails with EEXIST when either name is taken; then nothing was created.
     pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<(), NlError> {
         let mut peer = name_only(spec.peer_name);
-        peer.attributes.push(LinkAttribute::NetNsFd(spec.peer_netns_fd));
+        match (spec.peer_netns_fd, spec.host_group) {
+            (Some(fd), _) => peer.attributes.push(LinkAttribute::NetNsFd(fd)),
+            (None, Some(group)) => peer.attributes.push(LinkAttribute::Group(group)),
+            (None, None) => {}
+        }
         if let Some(mtu) = spec.mtu {
             peer.attributes.push(LinkAttribute::Mtu(mtu));
         }
@@ -120,7 +216,11 @@ impl Netlink {
             host.attributes.push(LinkAttribute::Mtu(mtu));
         }
         if let Some(master) = spec.host_master {
+            // Enslaved in the creation request itself: no second round trip.
             host.attributes.push(LinkAttribute::Controller(master));
+        }
+        if let Some(group) = spec.host_group {
+            host.attributes.push(LinkAttribute::Group(group));
         }
         host.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),

@@ -7,6 +7,7 @@
 //! index are preferred over dumps, which the kernel may interrupt (NLM_F_DUMP_INTR).
 
 pub mod addr;
+pub mod bridge;
 pub mod link;
 pub mod neigh;
 pub mod route;

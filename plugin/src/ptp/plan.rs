@@ -1,4 +1,4 @@
-//! The ptp recipe: which addresses and routes go where, as a pure plan from the IPAM result.
+//! The ptp plan: which addresses and routes go where, pure, from the IPAM result.
 //!
 //! The topology is the reference `ptp` plugin's, so existing setups behave the same:
 //! - container: each address without its prefix route; `<gw>/32 dev eth0 scope link src <ip>`;

@@ -1,0 +1,90 @@
+//! CHECK on the node for bridge mode: the bridge exists and is a bridge (MAC and promiscuity as
+//! reported and configured), the node end is enslaved to it and in the network's group, a gateway
+//! bridge carries its gateway addresses, a sealed one carries no address at all, and the spoof
+//! check guards the port with the container's MAC.
+
+use super::config::BridgeConf;
+use crate::netlink::link::Link;
+use crate::netlink::{Netlink, NlContext};
+use crate::{mac, spoofchk};
+use conf::{CniError, CniResult, ErrorCode, NetResult};
+use ipnet::IpNet;
+
+fn drift(msg: impl Into<String>) -> CniError {
+    CniError::new(ErrorCode::Drift, msg)
+}
+
+/// What the node half of CHECK needs to know about the attachment.
+pub struct Expected<'a> {
+    /// The network name.
+    pub network: &'a str,
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// The node end's name.
+    pub host_veth: &'a str,
+    /// The network's isolation group.
+    pub group: u32,
+    /// The container interface as it is now.
+    pub container: &'a Link,
+}
+
+/// CHECK the node side of a bridge attachment against `prev` (the ADD result).
+pub async fn check_node(nl: &Netlink, conf: &BridgeConf, prev: &NetResult, want: &Expected<'_>) -> CniResult<()> {
+    let name = conf.name.as_str();
+    let br = nl
+        .link_by_name(name)
+        .await
+        .or_cni(format!("read {name}"))?
+        .ok_or_else(|| drift(format!("bridge {name} is missing")))?;
+    if !br.is_bridge() {
+        return Err(drift(format!("{name} is not a bridge")));
+    }
+    if let Some(reported) = prev.interfaces.iter().find(|i| i.name == name && i.sandbox.is_none()) {
+        if let (Some(want_mac), Some(have)) = (&reported.mac, br.mac_string()) {
+            if !want_mac.eq_ignore_ascii_case(&have) {
+                return Err(drift(format!("bridge {name} has MAC {have}, prevResult says {want_mac}")));
+            }
+        }
+    }
+    if br.promisc != conf.promisc {
+        return Err(drift(format!("bridge {name}: promiscuous mode is {}, configured {}", br.promisc, conf.promisc)));
+    }
+    let port = nl
+        .link_by_name(want.host_veth)
+        .await
+        .or_cni(format!("read {}", want.host_veth))?
+        .ok_or_else(|| drift(format!("node interface {} is missing", want.host_veth)))?;
+    if port.master != Some(br.index) {
+        return Err(drift(format!("node interface {} is not a port of {name}", want.host_veth)));
+    }
+    if port.group != want.group {
+        return Err(drift(format!(
+            "node interface {} is in group {:#x}, not {:#x}",
+            want.host_veth, port.group, want.group
+        )));
+    }
+    let on_bridge = nl.addrs_of(br.index).await.or_cni(format!("read addresses of {name}"))?;
+    if conf.sealed() {
+        if let Some(a) = on_bridge.first() {
+            return Err(drift(format!("sealed bridge {name} carries the node address {a}")));
+        }
+    } else if conf.vlan_gateway().is_none() {
+        for ip in &prev.ips {
+            let Some(gw) = ip.gateway else { continue };
+            let expected = IpNet::new(gw, ip.address.prefix_len()).unwrap_or(IpNet::from(gw));
+            if !on_bridge.contains(&expected) {
+                return Err(drift(format!("gateway address {expected} is missing from {name}")));
+            }
+        }
+    }
+    if conf.spoofchk {
+        let guarded = spoofchk::list(want.network, want.container_id, want.ifname)?;
+        let mac = want.container.mac.clone().unwrap_or_default();
+        if !guarded.iter().any(|(p, m)| p == want.host_veth && m[..] == mac[..]) {
+            return Err(drift(format!("spoof check of {} for MAC {} is missing", want.host_veth, mac::format(&mac))));
+        }
+    }
+    Ok(())
+}

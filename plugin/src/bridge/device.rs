@@ -1,0 +1,226 @@
+//! The shared node devices of a bridge network: the bridge itself, and the VLAN gateway interface
+//! `<bridge>.<vlan>`. Both are created race-free by the first ADD that needs them (NLM_F_EXCL; on
+//! EEXIST the winner's device is read back and verified) and are never deleted: other containers
+//! may be joining them at any moment.
+
+use super::config::BridgeConf;
+use super::plan::port_vlans;
+use super::port;
+use crate::netlink::bridge::{BridgeSpec, LinkUpdate};
+use crate::netlink::link::{Link, VethSpec};
+use crate::netlink::{Netlink, NlContext};
+use crate::sysctl;
+use conf::{CniError, CniResult, ErrorCode};
+use std::io::Read;
+
+/// `arp_ignore` 8: the node answers ARP for none of its addresses on a sealed bridge.
+const ARP_IGNORE_ALL: i32 = 8;
+
+/// A random locally administered unicast MAC for a new bridge. Fixed at creation, so the bridge
+/// does not take over (and then change with) the lowest MAC of its ports.
+fn random_mac() -> CniResult<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut mac))
+        .map_err(|e| CniError::new(ErrorCode::Io, format!("read /dev/urandom: {e}")))?;
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    Ok(mac)
+}
+
+fn not_a(name: &str, kind: &str, link: &Link) -> CniError {
+    CniError::new(
+        ErrorCode::Netlink,
+        format!("{name:?} already exists but is not a {kind} (it is a {})", link.kind.as_deref().unwrap_or("device")),
+    )
+}
+
+/// What to change on an existing bridge so it matches the network: up, promiscuous if asked,
+/// the network's group (unless it already has a group of its own), VLAN filtering if VLANs are
+/// used, and for a sealed bridge no IPv6 address generation and no ARP answers.
+fn fixes(br: &Link, conf: &BridgeConf, group: u32) -> LinkUpdate {
+    let mut update = LinkUpdate { up: !br.up, ..LinkUpdate::default() };
+    if conf.promisc && !br.promisc {
+        update.promisc = Some(true);
+    }
+    if br.group == 0 {
+        update.group = Some(group);
+    } else if br.group != group {
+        log::warn!("bridge {} keeps its link group {:#x}; network isolation expects {group:#x}", br.name, br.group);
+    }
+    if conf.vlan_filtering && br.vlan_filtering != Some(true) {
+        update.vlan_filtering = Some(true);
+    }
+    if conf.sealed() {
+        // None when IPv6 is disabled on the node: nothing to turn off then.
+        update.addr_gen_none = br.addr_gen_mode.is_some() && !br.addr_gen_none();
+        if br.arp_ignore.is_some_and(|a| a != ARP_IGNORE_ALL) {
+            update.arp_ignore = Some(ARP_IGNORE_ALL);
+        }
+    }
+    update
+}
+
+/// The bridge of the network, created if missing, verified and brought in line if present.
+///
+/// # Errors
+/// Code 100 when a device of that name is not a bridge, or a netlink request fails.
+pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, group: u32) -> CniResult<Link> {
+    let name = conf.name.as_str();
+    let mut br = match nl.link_by_name(name).await.or_cni(format!("read bridge {name}"))? {
+        Some(link) => link,
+        None => {
+            let spec = BridgeSpec {
+                name,
+                mtu,
+                mac: random_mac()?,
+                group,
+                vlan_filtering: conf.vlan_filtering,
+                promisc: conf.promisc,
+            };
+            match nl.create_bridge(&spec).await {
+                Ok(()) => log::info!("created bridge {name}"),
+                Err(e) if e.is_exists() => {} // a concurrent ADD won: read what it made
+                Err(e) => return Err(e.into_cni(format!("create bridge {name}"))),
+            }
+            nl.link_by_name(name).await.or_cni(format!("read bridge {name}"))?.ok_or_else(|| {
+                CniError::new(ErrorCode::TryAgainLater, format!("bridge {name} vanished right after its creation"))
+            })?
+        }
+    };
+    if !br.is_bridge() {
+        return Err(not_a(name, "bridge", &br));
+    }
+    let update = fixes(&br, conf, group);
+    if !update.is_empty() {
+        nl.update_link(br.index, &update).await.or_cni(format!("configure bridge {name}"))?;
+        br.up = true;
+        br.promisc |= update.promisc == Some(true);
+        br.group = update.group.unwrap_or(br.group);
+    }
+    // The node must not learn addresses or routes from router advertisements containers send
+    // (the reference sets the same); on a sealed bridge that would break the isolation.
+    sysctl::ensure(&format!("net/ipv6/conf/{name}/accept_ra"), "0")?;
+    Ok(br)
+}
+
+/// The name of the bridge port of a VLAN gateway: `tgw` + 12 hex digits of a hash of the bridge
+/// and VLAN, deterministic so concurrent ADDs agree on it.
+fn gateway_port_name(bridge: &str, vlan: u16) -> String {
+    let hash = bridge
+        .bytes()
+        .chain(vlan.to_be_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("tgw{:012x}", hash & 0xffff_ffff_ffff)
+}
+
+/// The VLAN gateway interface `<bridge>.<vlan>` (the reference's design): one end of a veth pair
+/// whose other end is a port of the bridge with the VLAN as its untagged PVID, so the gateway
+/// addresses live in the VLAN. Created if missing.
+pub async fn ensure_vlan_gateway(nl: &Netlink, br: &Link, conf: &BridgeConf, group: u32) -> CniResult<Option<Link>> {
+    let Some(name) = conf.vlan_gateway() else { return Ok(None) };
+    if let Some(link) = nl.link_by_name(&name).await.or_cni(format!("read {name}"))? {
+        return match link.kind.as_deref() {
+            Some("veth") => Ok(Some(link)),
+            _ => Err(not_a(&name, "veth (VLAN gateway)", &link)),
+        };
+    }
+    let port_name = gateway_port_name(&conf.name, conf.vlan);
+    let spec = VethSpec {
+        host_name: &port_name,
+        peer_name: &name,
+        peer_netns_fd: None,
+        mtu: br.mtu,
+        peer_mac: None,
+        host_master: Some(br.index),
+        host_group: Some(group),
+    };
+    match nl.create_veth(&spec).await {
+        Ok(()) => {
+            let port_link = nl
+                .link_by_name(&port_name)
+                .await
+                .or_cni(format!("read {port_name}"))?
+                .ok_or_else(|| CniError::new(ErrorCode::TryAgainLater, format!("{port_name} vanished")))?;
+            let gw_conf = BridgeConf { trunks: Vec::new(), ..conf.clone() };
+            let vlans = port_vlans(&gw_conf, br.vlan_default_pvid.unwrap_or(1));
+            port::configure(nl, &port_link, &LinkUpdate::default(), &vlans).await?;
+        }
+        Err(e) if e.is_exists() => {} // a concurrent ADD made it
+        Err(e) => return Err(e.into_cni(format!("create VLAN gateway {name} / {port_name}"))),
+    }
+    let link =
+        nl.link_by_name(&name).await.or_cni(format!("read {name}"))?.ok_or_else(|| {
+            CniError::new(ErrorCode::TryAgainLater, format!("{name} vanished right after its creation"))
+        })?;
+    if !link.up {
+        // The peer of a new veth cannot be created up (see `create_veth`).
+        nl.update_link(link.index, &LinkUpdate { up: true, ..LinkUpdate::default() })
+            .await
+            .or_cni(format!("set {name} up"))?;
+    }
+    Ok(Some(link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bridge() -> Link {
+        Link {
+            index: 7,
+            name: "tether0".into(),
+            mac: None,
+            mtu: Some(1500),
+            kind: Some("bridge".into()),
+            master: None,
+            up: true,
+            promisc: false,
+            group: 0x7e00_0001,
+            addr_gen_mode: Some(1),
+            arp_ignore: Some(8),
+            port_state: None,
+            vlan_filtering: Some(false),
+            vlan_default_pvid: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_matching_bridge_needs_no_request() {
+        assert!(fixes(&bridge(), &BridgeConf::default(), 0x7e00_0001).is_empty());
+    }
+
+    #[test]
+    fn an_unconfigured_bridge_is_brought_in_line() {
+        let br = Link { up: false, group: 0, addr_gen_mode: Some(0), arp_ignore: Some(0), ..bridge() };
+        let conf = BridgeConf { promisc: true, vlan_filtering: true, ..BridgeConf::default() };
+        let u = fixes(&br, &conf, 0x7e00_0001);
+        assert_eq!(
+            u,
+            LinkUpdate {
+                up: true,
+                promisc: Some(true),
+                group: Some(0x7e00_0001),
+                addr_gen_none: true,
+                arp_ignore: Some(8),
+                vlan_filtering: Some(true),
+                ..LinkUpdate::default()
+            }
+        );
+        // a gateway bridge keeps its link-local address and ARP
+        let gw = BridgeConf { is_gateway: true, ..BridgeConf::default() };
+        let u = fixes(&br, &gw, 0x7e00_0001);
+        assert!(!u.addr_gen_none && u.arp_ignore.is_none());
+        // a group someone else set is left alone
+        assert_eq!(fixes(&Link { group: 5, ..bridge() }, &BridgeConf::default(), 0x7e00_0001).group, None);
+    }
+
+    #[test]
+    fn names_and_macs() {
+        let n = gateway_port_name("tether0", 100);
+        assert_eq!(n.len(), 15);
+        assert_eq!(n, gateway_port_name("tether0", 100));
+        assert_ne!(n, gateway_port_name("tether0", 101));
+        let mac = random_mac().unwrap();
+        assert_eq!(mac[0] & 0x03, 0x02, "locally administered unicast");
+    }
+}

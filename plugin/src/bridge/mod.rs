@@ -1,0 +1,169 @@
+//! Mode `bridge`: containers on a node bridge (the reference `bridge` topology and options).
+//!
+//! [`wire`] runs the recipe: the bridge (created race-free, never deleted), the container's veth
+//! pair with its node end enslaved in the creation request, the port's options and VLANs, the
+//! container's addresses and routes, the gateway addresses, then waits for the port to forward.
+//! A bridge without `isGateway` is *sealed*: no address of the node on it (IPv6 link-local
+//! included, on the bridge and on every port), so no route between the node and the segment.
+
+pub mod check;
+pub mod config;
+mod dad;
+mod device;
+mod gateway;
+mod plan;
+mod port;
+
+pub use check::check_node;
+
+use crate::attach::{Attachment, Undo};
+use crate::netlink::addr::AddrFlags;
+use crate::netlink::bridge::LinkUpdate;
+use crate::netlink::link::Link;
+use crate::netlink::{Netlink, NlContext};
+use crate::{masq, runtime, spoofchk, sysctl, veth};
+use conf::{CniError, CniResult, ErrorCode, Interface, NetResult};
+use plan::BridgePlan;
+
+/// The links an attachment ends up with.
+struct Wired {
+    bridge: Link,
+    host: Link,
+    container: Link,
+    vlan_gateway: Option<Link>,
+}
+
+/// Wire the attachment and build the result.
+pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> CniResult<NetResult> {
+    let conf = &att.conf.bridge;
+    let plan = plan::plan(allocated, conf, att.conf.layer3)?;
+    sysctl::enable_forwarding(plan.forward_v4, plan.forward_v6)?;
+    let wired = runtime::build()?.block_on(async {
+        let host_nl = Netlink::connect()?;
+        let ctr_nl = {
+            let _in_container = att.netns.enter()?;
+            Netlink::connect()?
+        };
+        let bridge = device::ensure_bridge(&host_nl, conf, att.conf.mtu, att.group).await?;
+        let (host, container) = veth::create_pair(att, &host_nl, &ctr_nl, undo, Some(bridge.index)).await?;
+        if conf.spoofchk {
+            // Before the container's end comes up: no frame of it may pass unchecked.
+            let mac = mac_of(&container)?;
+            undo.spoofchk = true;
+            spoofchk::add(att.network(), att.container_id(), att.ifname(), &host.name, mac)?;
+        }
+        let options = LinkUpdate {
+            hairpin: conf.hairpin.then_some(true),
+            isolated: conf.port_isolation.then_some(true),
+            ..LinkUpdate::default()
+        };
+        let vlans = plan::port_vlans(conf, bridge.vlan_default_pvid.unwrap_or(1));
+        let port_side = port::configure(&host_nl, &host, &options, &vlans);
+        let container_side = async {
+            let flags = AddrFlags { dad: conf.dad, ..AddrFlags::default() };
+            for addr in &plan.container_addrs {
+                ctr_nl
+                    .add_addr(container.index, *addr, flags)
+                    .await
+                    .or_cni(format!("add {addr} to {} in the container", att.ifname()))?;
+            }
+            // Gratuitous ARP when it comes up: neighbours forget a reused address's old MAC.
+            let notify = LinkUpdate { arp_notify: true, ..LinkUpdate::default() };
+            ctr_nl.update_link(container.index, &notify).await.or_cni(format!("set arp_notify on {}", att.ifname()))
+        };
+        let gateway_side = async {
+            if plan.gateway_addrs.is_empty() {
+                return Ok(None);
+            }
+            let vlan_gateway = device::ensure_vlan_gateway(&host_nl, &bridge, conf, att.group).await?;
+            let target = vlan_gateway.as_ref().unwrap_or(&bridge);
+            gateway::ensure_addrs(&host_nl, target, &plan.gateway_addrs, conf.force_address).await?;
+            Ok::<Option<Link>, CniError>(vlan_gateway)
+        };
+        let (p, c, g) = tokio::join!(port_side, container_side, gateway_side);
+        p?;
+        c?;
+        let vlan_gateway = g?;
+        if !conf.no_container_iface {
+            ctr_nl.set_up(container.index).await.or_cni(format!("set {} up", att.ifname()))?;
+            for route in &plan.container_routes {
+                ctr_nl.add_route(container.index, route).await.or_cni(format!(
+                    "add route {}{} in the container",
+                    route.dst,
+                    route.gw.map(|g| format!(" via {g}")).unwrap_or_default()
+                ))?;
+            }
+            let gw_link = vlan_gateway.as_ref().unwrap_or(&bridge);
+            let (s, e, n) = tokio::join!(
+                seed_neighbours(&host_nl, &ctr_nl, &plan, gw_link, &container),
+                port::wait_enabled(&host_nl, host.index, &host.name),
+                async {
+                    match conf.dad && plan.container_addrs.iter().any(|a| a.addr().is_ipv6()) {
+                        true => dad::settle(&ctr_nl, container.index, att.ifname()).await,
+                        false => Ok(()),
+                    }
+                }
+            );
+            s.and(e).and(n)?;
+        }
+        // The bridge's MAC as it is now (one that tether did not create follows its ports).
+        let bridge = host_nl.link_by_index(bridge.index).await.or_cni(format!("read {}", conf.name))?.unwrap_or(bridge);
+        Ok::<Wired, CniError>(Wired { bridge, host, container, vlan_gateway })
+    })?;
+    if att.conf.ip_masq {
+        undo.masq = true;
+        masq::add(att.network(), att.container_id(), att.ifname(), &allocated.ips)?;
+    }
+    Ok(result(att, allocated, plan, &wired))
+}
+
+fn mac_of(link: &Link) -> CniResult<[u8; 6]> {
+    link.mac
+        .as_deref()
+        .and_then(|m| <[u8; 6]>::try_from(m).ok())
+        .ok_or_else(|| CniError::new(ErrorCode::Netlink, format!("{} has no Ethernet address", link.name)))
+}
+
+/// Gateway mode, IPv6: seed the node's neighbour entry for the container and the container's for
+/// its gateway, as ptp does (see `netlink::neigh`): the first solicitation after ADD is sometimes
+/// lost and the retry comes a second later.
+async fn seed_neighbours(
+    host_nl: &Netlink,
+    ctr_nl: &Netlink,
+    plan: &BridgePlan,
+    gw_link: &Link,
+    container: &Link,
+) -> CniResult<()> {
+    let (Some(gw_mac), Some(ctr_mac)) = (&gw_link.mac, &container.mac) else { return Ok(()) };
+    for ip in plan.ips.iter().filter(|ip| ip.address.addr().is_ipv6()) {
+        let Some(gw) = ip.gateway.filter(|_| !plan.gateway_addrs.is_empty()) else { continue };
+        let addr = ip.address.addr();
+        let (h, c) = tokio::join!(
+            host_nl.seed_neighbour(gw_link.index, addr, ctr_mac),
+            ctr_nl.seed_neighbour(container.index, gw, gw_mac)
+        );
+        h.or_cni(format!("seed neighbour {addr}"))?;
+        c.or_cni(format!("seed neighbour {gw}"))?;
+    }
+    Ok(())
+}
+
+/// The result, in the reference's order: bridge, node end, container (the `ips` point at it,
+/// index 2), then the VLAN gateway interface when there is one.
+fn result(att: &Attachment<'_>, allocated: &NetResult, plan: BridgePlan, w: &Wired) -> NetResult {
+    let mut interfaces = vec![
+        Interface { name: w.bridge.name.clone(), mac: w.bridge.mac_string(), ..Interface::default() },
+        Interface { name: w.host.name.clone(), mac: w.host.mac_string(), ..Interface::default() },
+        Interface {
+            name: w.container.name.clone(),
+            mac: w.container.mac_string(),
+            mtu: w.container.mtu,
+            sandbox: Some(att.sandbox()),
+            ..Interface::default()
+        },
+    ];
+    if let Some(gw) = &w.vlan_gateway {
+        interfaces.push(Interface { name: gw.name.clone(), mac: gw.mac_string(), ..Interface::default() });
+    }
+    NetResult { interfaces, ips: plan.ips, routes: plan.routes, dns: att.request.config.dns_or(allocated.dns.clone()) }
+}

@@ -1,0 +1,126 @@
+//! Mode `ptp`: a routed veth per container (the reference `ptp` topology). [`plan`] decides
+//! what goes where; [`wire`] applies it; [`check_node`] is the node half of CHECK.
+
+mod plan;
+
+pub use plan::plan;
+
+use crate::attach::{Attachment, Undo};
+use crate::netlink::addr::AddrFlags;
+use crate::netlink::link::Link;
+use crate::netlink::{Netlink, NlContext};
+use crate::{masq, runtime, sysctl, veth};
+use conf::{CniError, CniResult, ErrorCode, Interface, IpConfig, NetResult};
+use ipnet::IpNet;
+
+/// Wire the attachment and build the result.
+pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> CniResult<NetResult> {
+    let plan = plan(allocated)?;
+    let has_v4 = plan.container_addrs.iter().any(|a| a.addr().is_ipv4());
+    let has_v6 = plan.container_addrs.iter().any(|a| a.addr().is_ipv6());
+    sysctl::enable_forwarding(has_v4, has_v6)?;
+    let (host, container) = runtime::build()?.block_on(async {
+        let host_nl = Netlink::connect()?;
+        let ctr_nl = {
+            let _in_container = att.netns.enter()?;
+            Netlink::connect()?
+        };
+        let (host, container) = veth::create_pair(att, &host_nl, &ctr_nl, undo, None).await?;
+        let no_prefix_route = AddrFlags { no_prefix_route: true, ..AddrFlags::default() };
+        let container_side = async {
+            for addr in &plan.container_addrs {
+                ctr_nl
+                    .add_addr(container.index, *addr, no_prefix_route)
+                    .await
+                    .or_cni(format!("add {addr} to {} in the container", att.ifname()))?;
+            }
+            ctr_nl.set_up(container.index).await.or_cni(format!("set {} up", att.ifname()))?;
+            for route in &plan.container_routes {
+                ctr_nl.add_route(container.index, route).await.or_cni(format!(
+                    "add route {}{} in the container",
+                    route.dst,
+                    route.gw.map(|g| format!(" via {g}")).unwrap_or_default()
+                ))?;
+            }
+            Ok::<(), CniError>(())
+        };
+        let host_side = async {
+            for addr in &plan.host_addrs {
+                host_nl
+                    .add_addr(host.index, *addr, no_prefix_route)
+                    .await
+                    .or_cni(format!("add gateway {addr} to {}", host.name))?;
+            }
+            for route in &plan.host_routes {
+                host_nl
+                    .add_route(host.index, route)
+                    .await
+                    .or_cni(format!("add route {} dev {}", route.dst, host.name))?;
+            }
+            Ok::<(), CniError>(())
+        };
+        let (c, h) = tokio::join!(container_side, host_side);
+        c.and(h)?;
+        if let (Some(host_mac), Some(ctr_mac)) = (&host.mac, &container.mac) {
+            for ip in allocated.ips.iter().filter(|ip| ip.address.addr().is_ipv6()) {
+                let (addr, gw) = (ip.address.addr(), ip.gateway);
+                host_nl.seed_neighbour(host.index, addr, ctr_mac).await.or_cni(format!("seed neighbour {addr}"))?;
+                if let Some(gw) = gw {
+                    ctr_nl
+                        .seed_neighbour(container.index, gw, host_mac)
+                        .await
+                        .or_cni(format!("seed neighbour {gw}"))?;
+                }
+            }
+        }
+        Ok::<(Link, Link), CniError>((host, container))
+    })?;
+    // The node end must not learn routes from router advertisements a container sends
+    // (plugins#484): the reference sets the same.
+    sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", host.name), "0")?;
+    if att.conf.ip_masq {
+        undo.masq = true;
+        masq::add(att.network(), att.container_id(), att.ifname(), &allocated.ips)?;
+    }
+    Ok(result(att, allocated, &host, &container))
+}
+
+fn result(att: &Attachment<'_>, allocated: &NetResult, host: &Link, container: &Link) -> NetResult {
+    NetResult {
+        interfaces: vec![
+            Interface { name: host.name.clone(), mac: host.mac_string(), ..Interface::default() },
+            Interface {
+                name: container.name.clone(),
+                mac: container.mac_string(),
+                mtu: container.mtu,
+                sandbox: Some(att.sandbox()),
+                ..Interface::default()
+            },
+        ],
+        ips: allocated.ips.iter().map(|ip| IpConfig { interface: Some(1), ..ip.clone() }).collect(),
+        routes: allocated.routes.clone(),
+        dns: att.request.config.dns_or(allocated.dns.clone()),
+    }
+}
+
+/// CHECK on the node: the node end exists, carries the network's group, and routes each
+/// container address.
+pub async fn check_node(host: &Netlink, host_veth: &str, group: u32, ips: &[IpNet]) -> CniResult<()> {
+    let drift = |msg: String| CniError::new(ErrorCode::Drift, msg);
+    let node_end = host
+        .link_by_name(host_veth)
+        .await
+        .or_cni(format!("read {host_veth}"))?
+        .ok_or_else(|| drift(format!("node interface {host_veth} is missing")))?;
+    if node_end.group != group {
+        return Err(drift(format!("node interface {host_veth} is in group {:#x}, not {group:#x}", node_end.group)));
+    }
+    let node_routes = host.routes().await.or_cni("read node routes")?;
+    for ip in ips {
+        let host_route = IpNet::from(ip.addr());
+        if !node_routes.iter().any(|r| r.dst == host_route && r.oif == Some(node_end.index)) {
+            return Err(drift(format!("node route to {host_route} via {host_veth} is missing")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Bridge MAC spoof check through the `nft` crate: frames from a container's port must carry the
+//! container's MAC. State is keyed by (network, container ID, ifname), so DEL and GC find it
+//! without the port. Called from the main thread, so it acts on the node.
+
+use conf::{CniError, CniResult, ErrorCode};
+
+fn nft_error(e: nft::NftError) -> CniError {
+    CniError::new(ErrorCode::Nftables, e.to_string())
+}
+
+/// Guard `host_port` (the node end) so only `mac` may enter the bridge through it.
+pub fn add(network: &str, container_id: &str, ifname: &str, host_port: &str, mac: [u8; 6]) -> CniResult<()> {
+    nft::spoofchk_add(network, container_id, ifname, host_port, mac).map_err(nft_error)
+}
+
+/// Remove the attachment's state; nothing there is success.
+pub fn del(network: &str, container_id: &str, ifname: &str) -> CniResult<()> {
+    nft::spoofchk_del(network, container_id, ifname).map_err(nft_error)
+}
+
+/// The (port, MAC) pairs guarded for the attachment.
+pub fn list(network: &str, container_id: &str, ifname: &str) -> CniResult<Vec<(String, [u8; 6])>> {
+    nft::spoofchk_list(network, container_id, ifname).map_err(nft_error)
+}
+
+/// Remove the state of every attachment not in `valid`.
+pub fn gc(network: &str, valid: &[conf::Attachment]) -> CniResult<()> {
+    let valid: Vec<(String, String)> = valid.iter().map(|a| (a.container_id.clone(), a.ifname.clone())).collect();
+    nft::spoofchk_gc(network, &valid).map_err(nft_error)
+}
