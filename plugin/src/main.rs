@@ -18,6 +18,8 @@ mod ptp;
 mod runtime;
 mod spoofchk;
 mod sysctl;
+#[cfg(test)]
+mod testns;
 mod veth;
 
 use conf::{CniResult, NetResult, Plugin, Request};

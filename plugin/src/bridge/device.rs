@@ -8,9 +8,10 @@ use super::plan::port_vlans;
 use super::port;
 use crate::netlink::bridge::{BridgeSpec, LinkUpdate};
 use crate::netlink::link::{Link, VethSpec};
-use crate::netlink::{Netlink, NlContext};
+use crate::netlink::{Netlink, NlContext, NlError};
 use crate::sysctl;
 use conf::{CniError, CniResult, ErrorCode};
+use nix::errno::Errno;
 use std::io::Read;
 
 /// `arp_ignore` 8: the node answers ARP for none of its addresses on a sealed bridge.
@@ -25,6 +26,19 @@ fn random_mac() -> CniResult<[u8; 6]> {
         .map_err(|e| CniError::new(ErrorCode::Io, format!("read /dev/urandom: {e}")))?;
     mac[0] = (mac[0] & 0xfe) | 0x02;
     Ok(mac)
+}
+
+/// A failed bridge request; EOPNOTSUPP while VLANs are configured most likely means a kernel
+/// without bridge VLAN filtering, which the message then says.
+fn bridge_error(e: NlError, what: String, conf: &BridgeConf) -> CniError {
+    let unsupported = e.errno == Some(Errno::EOPNOTSUPP);
+    let err = e.into_cni(what);
+    if unsupported && conf.vlan_filtering {
+        return err.with_details(
+            "vlan/vlanTrunk need bridge VLAN filtering, which this kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)",
+        );
+    }
+    err
 }
 
 fn not_a(name: &str, kind: &str, link: &Link) -> CniError {
@@ -80,7 +94,7 @@ pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, gr
             match nl.create_bridge(&spec).await {
                 Ok(()) => log::info!("created bridge {name}"),
                 Err(e) if e.is_exists() => {} // a concurrent ADD won: read what it made
-                Err(e) => return Err(e.into_cni(format!("create bridge {name}"))),
+                Err(e) => return Err(bridge_error(e, format!("create bridge {name}"), conf)),
             }
             nl.link_by_name(name).await.or_cni(format!("read bridge {name}"))?.ok_or_else(|| {
                 CniError::new(ErrorCode::TryAgainLater, format!("bridge {name} vanished right after its creation"))
@@ -92,7 +106,9 @@ pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, gr
     }
     let update = fixes(&br, conf, group);
     if !update.is_empty() {
-        nl.update_link(br.index, &update).await.or_cni(format!("configure bridge {name}"))?;
+        nl.update_link(br.index, &update)
+            .await
+            .map_err(|e| bridge_error(e, format!("configure bridge {name}"), conf))?;
         br.up = true;
         br.promisc |= update.promisc == Some(true);
         br.group = update.group.unwrap_or(br.group);

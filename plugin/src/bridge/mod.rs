@@ -13,6 +13,8 @@ mod device;
 mod gateway;
 mod plan;
 mod port;
+#[cfg(test)]
+mod root_tests;
 
 pub use check::check_node;
 
