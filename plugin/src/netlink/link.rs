@@ -5,7 +5,7 @@ use super::{Netlink, NlError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
-    InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::os::fd::RawFd;
@@ -233,6 +233,32 @@ impl Netlink {
     /// go with their link.
     pub async fn delete_link(&self, name: &str) -> Result<(), NlError> {
         self.ack(RouteNetlinkMessage::DelLink(name_only(name)), 0).await
+    }
+
+    /// Bring the kernel's view of link `index` up to date and say whether it is operationally
+    /// up (`IFLA_OPERSTATE` = UP).
+    ///
+    /// Why: a carrier change (a veth end going up turns the carrier on at both ends) is applied
+    /// by the kernel's linkwatch work, which is rate-limited to once a second unless the event
+    /// is "urgent" - and for a veth whose index equals its peer's (index 2 on both sides of a
+    /// fresh node and container namespace) it is not. Until it runs, the link is operationally
+    /// down, IPv6 treats it as not ready (no `ff00::/8` route, so the container drops the node's
+    /// neighbour solicitations), and the end that came up first has no active qdisc. Seen here:
+    /// without this, the first ping from the node to a fresh container's IPv6 address failed in
+    /// 8 runs of 8 (a ping started 0.5 s later succeeded). Since Linux 6.8, RTM_GETLINK runs the
+    /// pending linkwatch work of the device first (`rtnl_getlink` calls `linkwatch_sync_dev`),
+    /// so one get per end makes the pair usable at once. Older kernels answer with the stale
+    /// state: `false` then, and the caller works around it.
+    pub async fn sync_link_state(&self, index: u32) -> Result<bool, NlError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        let replies = self.get(RouteNetlinkMessage::GetLink(msg)).await?;
+        Ok(replies.into_iter().any(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => {
+                l.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))
+            }
+            _ => false,
+        }))
     }
 
     /// Set the link `index` up.

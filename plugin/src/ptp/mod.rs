@@ -35,6 +35,10 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
                     .or_cni(format!("add {addr} to {} in the container", att.ifname()))?;
             }
             ctr_nl.set_up(container.index).await.or_cni(format!("set {} up", att.ifname()))?;
+            // Both ends' carrier just came on: have the kernel apply it now (see
+            // `sync_link_state`) rather than within the next second.
+            let (c, h) = tokio::join!(ctr_nl.sync_link_state(container.index), host_nl.sync_link_state(host.index));
+            let synced = c.or_cni(format!("read {}", att.ifname()))? && h.or_cni(format!("read {}", host.name))?;
             for route in &plan.container_routes {
                 ctr_nl.add_route(container.index, route).await.or_cni(format!(
                     "add route {}{} in the container",
@@ -42,7 +46,7 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
                     route.gw.map(|g| format!(" via {g}")).unwrap_or_default()
                 ))?;
             }
-            Ok::<(), CniError>(())
+            Ok::<bool, CniError>(synced)
         };
         let host_side = async {
             for addr in &plan.host_addrs {
@@ -60,8 +64,11 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
             Ok::<(), CniError>(())
         };
         let (c, h) = tokio::join!(container_side, host_side);
-        c.and(h)?;
-        if let (Some(host_mac), Some(ctr_mac)) = (&host.mac, &container.mac) {
+        let synced = h.and(c)?;
+        // Kernels before 6.8 leave the link state to linkwatch (up to a second): there, give
+        // both ends each other's MAC for the IPv6 addresses, so the first packets need no
+        // neighbour discovery (which is what fails until the link is ready).
+        if let (false, Some(host_mac), Some(ctr_mac)) = (synced, &host.mac, &container.mac) {
             for ip in allocated.ips.iter().filter(|ip| ip.address.addr().is_ipv6()) {
                 let (addr, gw) = (ip.address.addr(), ip.gateway);
                 host_nl.seed_neighbour(host.index, addr, ctr_mac).await.or_cni(format!("seed neighbour {addr}"))?;
