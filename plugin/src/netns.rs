@@ -101,6 +101,27 @@ impl Drop for NetnsGuard {
     }
 }
 
+/// Run `f` on a short-lived thread that has switched into `netns`, and return what it returns.
+///
+/// For container-side work that is not netlink, such as writing `/proc/sys/net` (resolved
+/// against the namespace of the thread that opens the file). The thread never switches back: it
+/// ends, so a failed restore cannot leave any thread of ours in the wrong namespace (the Go
+/// plugins' throwaway-thread rule). Costs a thread start (~50 µs): keep it off the common path.
+///
+/// # Errors
+/// Code 101 when the switch fails; 999 when `f` panics; otherwise `f`'s own error.
+pub fn run_in<T: Send>(netns: &Netns, f: impl FnOnce() -> CniResult<T> + Send) -> CniResult<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                setns(netns.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| netns_error(&netns.path, e))?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(CniError::new(ErrorCode::Internal, "namespace helper thread panicked")))
+    })
+}
+
 /// Refuse a `CNI_NETNS` that is the plugin's own namespace, unless `CNI_NETNS_OVERRIDE` is set
 /// (the Go skel's rule; wiring a container into the node's own namespace would break the node).
 pub fn refuse_own(netns: &Netns) -> CniResult<()> {

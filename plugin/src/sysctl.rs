@@ -1,6 +1,8 @@
 //! sysctls under `/proc/sys/net`, which resolve against the namespace of the thread that opens
-//! the file: called on the main thread, they act on the node.
+//! the file: called on the main thread, they act on the node; [`ensure_in`] acts in another
+//! namespace through a throwaway thread.
 
+use crate::netns::{self, Netns};
 use conf::{CniError, CniResult, ErrorCode};
 use std::io::ErrorKind;
 
@@ -33,4 +35,12 @@ pub fn enable_forwarding(ipv4: bool, ipv6: bool) -> CniResult<()> {
         ensure("net/ipv6/conf/all/forwarding", "1")?;
     }
     Ok(())
+}
+
+/// [`ensure`] inside `netns` (on a short-lived thread, see `netns::run_in`).
+///
+/// # Errors
+/// Code 101 when the namespace cannot be entered, else as [`ensure`].
+pub fn ensure_in(netns: &Netns, key: &str, value: &str) -> CniResult<bool> {
+    netns::run_in(netns, || ensure(key, value))
 }

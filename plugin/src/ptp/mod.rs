@@ -12,6 +12,7 @@ use crate::netlink::{Netlink, NlContext};
 use crate::{masq, runtime, sysctl, veth};
 use conf::{CniError, CniResult, ErrorCode, Interface, IpConfig, NetResult};
 use ipnet::IpNet;
+use nix::errno::Errno;
 
 /// Wire the attachment and build the result.
 pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> CniResult<NetResult> {
@@ -29,10 +30,7 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
         let no_prefix_route = AddrFlags { no_prefix_route: true, ..AddrFlags::default() };
         let container_side = async {
             for addr in &plan.container_addrs {
-                ctr_nl
-                    .add_addr(container.index, *addr, no_prefix_route)
-                    .await
-                    .or_cni(format!("add {addr} to {} in the container", att.ifname()))?;
+                add_container_addr(att, &ctr_nl, container.index, *addr, no_prefix_route).await?;
             }
             ctr_nl.set_up(container.index).await.or_cni(format!("set {} up", att.ifname()))?;
             // Both ends' carrier just came on: have the kernel apply it now (see
@@ -90,6 +88,30 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
         masq::add(att.network(), att.container_id(), att.ifname(), &allocated.ips)?;
     }
     Ok(result(att, allocated, &host, &container))
+}
+
+/// Add one address to the container end. When the kernel refuses an IPv6 address because IPv6
+/// is disabled on the interface (EACCES: the namespace's `default.disable_ipv6` was 1 when the
+/// veth was born, as some runtimes leave it), enable IPv6 on it and on `lo`, as the reference
+/// does, and try once more. Only on that path: the check costs a thread start.
+async fn add_container_addr(
+    att: &Attachment<'_>,
+    ctr_nl: &Netlink,
+    index: u32,
+    addr: IpNet,
+    flags: AddrFlags,
+) -> CniResult<()> {
+    let what = || format!("add {addr} to {} in the container", att.ifname());
+    match ctr_nl.add_addr(index, addr, flags).await {
+        Err(e) if addr.addr().is_ipv6() && e.errno == Some(Errno::EACCES) => {
+            log::info!("IPv6 is disabled on {} in {}; enabling it", att.ifname(), att.sandbox());
+            for dev in ["lo", att.ifname()] {
+                sysctl::ensure_in(att.netns, &format!("net/ipv6/conf/{dev}/disable_ipv6"), "0")?;
+            }
+            ctr_nl.add_addr(index, addr, flags).await.or_cni(what())
+        }
+        other => other.or_cni(what()),
+    }
 }
 
 fn result(att: &Attachment<'_>, allocated: &NetResult, host: &Link, container: &Link) -> NetResult {
