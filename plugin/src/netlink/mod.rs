@@ -11,6 +11,8 @@ pub mod bridge;
 pub mod link;
 pub mod neigh;
 pub mod route;
+#[cfg(test)]
+mod root_tests;
 
 use conf::{CniError, CniResult, ErrorCode};
 use futures::StreamExt;
