@@ -2,6 +2,8 @@
 //! what goes where; [`wire`] applies it; [`check_node`] is the node half of CHECK.
 
 mod plan;
+#[cfg(test)]
+mod root_tests;
 
 pub use plan::plan;
 

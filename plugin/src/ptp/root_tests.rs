@@ -1,0 +1,159 @@
+//! Root tests of the ptp recipe ([`super::wire`]) without IPAM: on a thread of its own that has
+//! moved into a new "node" namespace, with a second new namespace as the container. Traffic goes
+//! only between these two namespaces, over 198.18.0.0/15 and fd7e:7e7e::/32.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::attach::{Attachment, Undo};
+use crate::config::tests::request;
+use crate::config::PluginConf;
+use crate::netns::{self, Netns};
+use crate::testns::{can_run, tool};
+use crate::veth;
+use conf::{IpConfig, NetResult, Route};
+use serde_json::json;
+use std::process::Command;
+
+/// Run `f` on a new thread inside a new, empty network namespace (the "node"); `None` when root
+/// tests cannot run here.
+fn in_new_node<T: Send>(test: &str, f: impl FnOnce() -> T + Send) -> Option<T> {
+    if !can_run(test) {
+        return None;
+    }
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            tool("ip", &["link", "set", "lo", "up"]);
+            f()
+        })
+        .join()
+        .unwrap()
+    });
+    Some(out)
+}
+
+/// A new network namespace, held open by the returned file only.
+fn new_netns() -> Netns {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        Netns::current().unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// One ping with a one-second deadline from the calling thread's namespace.
+fn ping(addr: &str) -> bool {
+    Command::new("ping").args(["-c1", "-W1", addr]).output().is_ok_and(|o| o.status.success())
+}
+
+fn ping_from(ns: &Netns, addr: &str) -> bool {
+    netns::run_in(ns, || Ok(ping(addr))).unwrap()
+}
+
+/// What IPAM would hand out: one address per family given, gateway `.1` / `::1`, default routes.
+fn allocated(v4: bool, v6: bool) -> NetResult {
+    let mut r = NetResult::default();
+    if v4 {
+        r.ips.push(IpConfig {
+            address: "198.18.7.2/24".parse().unwrap(),
+            gateway: Some("198.18.7.1".parse().unwrap()),
+            interface: None,
+        });
+        r.routes.push(Route::new("0.0.0.0/0".parse().unwrap(), None));
+    }
+    if v6 {
+        r.ips.push(IpConfig {
+            address: "fd7e:7e7e:7::2/64".parse().unwrap(),
+            gateway: Some("fd7e:7e7e:7::1".parse().unwrap()),
+            interface: None,
+        });
+        r.routes.push(Route::new("::/0".parse().unwrap(), None));
+    }
+    r
+}
+
+/// Wire `eth0` of `ctr` as ADD would after IPAM; the result and what was recorded for undo.
+fn wire(ctr: &Netns, ipam: &NetResult) -> (conf::CniResult<NetResult>, Undo) {
+    let req = request(
+        json!({"cniVersion": "1.1.0", "name": "ptptest", "type": "tether", "mtu": 1400, "ipam": {"type": "tether-ipam"}}),
+        "",
+    );
+    let conf = PluginConf::from_request(&req).unwrap();
+    let att = Attachment {
+        request: &req,
+        conf: &conf,
+        netns: ctr,
+        host_veth: veth::host_veth_name("ptptest", "c1", "eth0"),
+        group: 0,
+    };
+    let mut undo = Undo::default();
+    let result = super::wire(&att, ipam, &mut undo);
+    (result, undo)
+}
+
+#[test]
+fn dual_stack_traffic_flows_both_ways_as_soon_as_wire_returns() {
+    in_new_node("dual_stack_traffic_flows_both_ways_as_soon_as_wire_returns", || {
+        let ctr = new_netns();
+        let (result, undo) = wire(&ctr, &allocated(true, true));
+        let result = result.unwrap();
+        let host_veth = veth::host_veth_name("ptptest", "c1", "eth0");
+        assert_eq!(undo.host_veth.as_deref(), Some(host_veth.as_str()));
+
+        // IPv6 first, from the node: the direction that fails while the kernel still holds back
+        // the container end's carrier change (see `Netlink::sync_link_state`).
+        assert!(ping("fd7e:7e7e:7::2"), "node -> container IPv6 right after wire");
+        assert!(ping_from(&ctr, "fd7e:7e7e:7::1"), "container -> gateway IPv6");
+        assert!(ping("198.18.7.2"), "node -> container IPv4");
+        assert!(ping_from(&ctr, "198.18.7.1"), "container -> gateway IPv4");
+
+        // The result: node end first (no sandbox), then the container end; every IP on index 1.
+        assert_eq!(result.interfaces[0].name, host_veth);
+        assert_eq!(result.interfaces[0].sandbox, None);
+        assert_eq!((result.interfaces[1].name.as_str(), result.interfaces[1].mtu), ("eth0", Some(1400)));
+        assert_eq!(result.interfaces[1].sandbox.as_deref(), Some(ctr.path().to_str().unwrap()));
+        assert!(result.ips.iter().all(|ip| ip.interface == Some(1)));
+        assert_eq!(result.routes.len(), 2);
+
+        // The node: forwarding on for both families, no router advertisements on the node end.
+        let read = |k: &str| std::fs::read_to_string(format!("/proc/sys/net/{k}")).unwrap().trim().to_string();
+        assert_eq!(read("ipv4/ip_forward"), "1");
+        assert_eq!(read("ipv6/conf/all/forwarding"), "1");
+        assert_eq!(read(&format!("ipv6/conf/{host_veth}/accept_ra")), "0");
+    });
+}
+
+#[test]
+fn an_existing_container_interface_is_named_and_left_alone() {
+    in_new_node("an_existing_container_interface_is_named_and_left_alone", || {
+        let ctr = new_netns();
+        netns::run_in(&ctr, || Ok(tool("ip", &["link", "add", "eth0", "type", "veth", "peer", "name", "theirs"])))
+            .unwrap();
+        let (result, undo) = wire(&ctr, &allocated(true, false));
+        let err = result.unwrap_err();
+        assert_eq!(err.code, 100);
+        assert!(err.msg.contains("eth0") && err.msg.contains("already exists"), "{err}");
+        assert!(undo.host_veth.is_none(), "nothing of ours exists, so nothing may be undone");
+        let links = netns::run_in(&ctr, || Ok(tool("ip", &["-o", "link"]))).unwrap();
+        assert!(links.contains("eth0@theirs"), "{links}");
+    });
+}
+
+#[test]
+fn ipv6_disabled_in_the_container_is_enabled_for_the_interface() {
+    in_new_node("ipv6_disabled_in_the_container_is_enabled_for_the_interface", || {
+        let ctr = new_netns();
+        netns::run_in(&ctr, || {
+            std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        let (result, _) = wire(&ctr, &allocated(false, true));
+        result.unwrap();
+        let eth0 =
+            netns::run_in(&ctr, || Ok(std::fs::read_to_string("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").unwrap()))
+                .unwrap();
+        assert_eq!(eth0.trim(), "0");
+        assert!(ping("fd7e:7e7e:7::2"), "node -> container IPv6");
+    });
+}
