@@ -4,7 +4,9 @@
 //! Truth: the reservation files, exactly as host-local writes them. A reservation is created
 //! whole: its content goes to `.tether/tmp-res`, which is then hard-linked to `<dir>/<ip>`; the
 //! link fails when the name exists (O_EXCL semantics), and a crash at any point leaves either no
-//! reservation or a complete one. `last_reserved_ip.<n>` is replaced by rename. The `lock` file
+//! reservation or a complete one. `last_reserved_ip.<n>` is overwritten in place, as host-local
+//! does: it is only a hint where to search next, so a torn write costs nothing but a search from
+//! the range start, and it saves a file creation and a rename per ADD. The `lock` file
 //! is `flock`ed (exclusively) from [`DiskStore::open`] until the store is dropped, so a whole
 //! command is one critical section, interlocked with host-local which locks the same file.
 //!
@@ -275,7 +277,7 @@ impl Store for DiskStore {
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> CniResult<()> {
         let path = self.dir.join(format!("last_reserved_ip.{set}"));
         self.changed = true;
-        files::replace(&self.meta.join("tmp-last"), &path, ip.to_string().as_bytes())
+        files::overwrite(&path, ip.to_string().as_bytes())
             .map_err(|e| io_error(format!("write {}", path.display()), &e))
     }
 

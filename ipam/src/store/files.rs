@@ -1,5 +1,5 @@
 //! Small file-system helpers with the modes and atomicity the store promises: directories 0755,
-//! files 0600, content written to a private temp file first and then linked or renamed into place.
+//! files 0600, reservation content written to a private temp file first and then linked into place.
 
 use conf::{CniError, ErrorCode};
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -35,18 +35,10 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)
 }
 
-/// Replace `dst` atomically with `bytes`, going through `tmp` (same file system). `tmp` is
-/// private to the store and only ever renamed away, so a leftover may simply be truncated.
-pub fn replace(tmp: &Path, dst: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(tmp)?;
-    f.write_all(bytes)?;
-    drop(f);
-    fs::rename(tmp, dst)
-}
-
-/// Overwrite `path` in place with `bytes` (creating it, mode 0600). Only for index files: a
-/// torn write is harmless there because the index's seal is broken before they are rewritten
-/// and only restored afterwards.
+/// Overwrite `path` in place with `bytes` (creating it, mode 0600). Only for files where a torn
+/// write is harmless: index files (the index's seal is broken before they are rewritten and only
+/// restored afterwards) and `last_reserved_ip.*` (a hint; unreadable means "start at the range
+/// start").
 pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
     f.write_all_at(bytes, 0)?;
