@@ -23,7 +23,7 @@ use crate::netlink::addr::AddrFlags;
 use crate::netlink::bridge::LinkUpdate;
 use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NlContext};
-use crate::{masq, runtime, spoofchk, sysctl, veth};
+use crate::{masq, ptp, runtime, spoofchk, sysctl, veth};
 use conf::{CniError, CniResult, ErrorCode, Interface, NetResult};
 use plan::BridgePlan;
 
@@ -64,10 +64,8 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
         let container_side = async {
             let flags = AddrFlags { dad: conf.dad, ..AddrFlags::default() };
             for addr in &plan.container_addrs {
-                ctr_nl
-                    .add_addr(container.index, *addr, flags)
-                    .await
-                    .or_cni(format!("add {addr} to {} in the container", att.ifname()))?;
+                // ptp's: enables IPv6 on the interface when the namespace had it disabled.
+                ptp::add_container_addr(att, &ctr_nl, container.index, *addr, flags).await?;
             }
             // Gratuitous ARP when it comes up: neighbours forget a reused address's old MAC.
             let notify = LinkUpdate { arp_notify: true, ..LinkUpdate::default() };

@@ -10,9 +10,9 @@ pub mod addr;
 pub mod bridge;
 pub mod link;
 pub mod neigh;
-pub mod route;
 #[cfg(test)]
 mod root_tests;
+pub mod route;
 
 use conf::{CniError, CniResult, ErrorCode};
 use futures::StreamExt;

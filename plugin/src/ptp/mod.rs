@@ -96,7 +96,7 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
 /// is disabled on the interface (EACCES: the namespace's `default.disable_ipv6` was 1 when the
 /// veth was born, as some runtimes leave it), enable IPv6 on it and on `lo`, as the reference
 /// does, and try once more. Only on that path: the check costs a thread start.
-async fn add_container_addr(
+pub(crate) async fn add_container_addr(
     att: &Attachment<'_>,
     ctr_nl: &Netlink,
     index: u32,
