@@ -5,6 +5,7 @@ use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::future::Future;
 use std::net::IpAddr;
 
 /// How an address is added.
@@ -42,7 +43,13 @@ impl Netlink {
     /// IFA_F_NODAD: they are usable at once instead of after ~1-2 s of duplicate address
     /// detection, which is what makes a dual-stack ADD take milliseconds (the addresses come
     /// from IPAM, which guarantees uniqueness on this link) unless `flags.dad` asks for DAD.
-    pub async fn add_addr(&self, index: u32, addr: IpNet, flags: AddrFlags) -> Result<(), NlError> {
+    /// Queued when called (see `Netlink::request`).
+    pub fn add_addr(
+        &self,
+        index: u32,
+        addr: IpNet,
+        flags: AddrFlags,
+    ) -> impl Future<Output = Result<(), NlError>> + 'static {
         let ip = addr.addr();
         let mut msg = AddressMessage::default();
         msg.header.family = family(&ip);
@@ -64,7 +71,7 @@ impl Netlink {
         if !all.is_empty() {
             msg.attributes.push(AddressAttribute::Flags(all));
         }
-        self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL).await
+        self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Delete `addr` from link `index`. EADDRNOTAVAIL when it is not there.

@@ -8,6 +8,7 @@ use netlink_packet_route::link::{
     InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
+use std::future::Future;
 use std::os::fd::RawFd;
 
 /// BR_STATE_DISABLED: a bridge port that does not forward (no carrier yet, or the bridge is down).
@@ -249,24 +250,28 @@ impl Netlink {
     /// pending linkwatch work of the device first (`rtnl_getlink` calls `linkwatch_sync_dev`),
     /// so one get per end makes the pair usable at once. Older kernels answer with the stale
     /// state: `false` then, and the caller works around it.
-    pub async fn sync_link_state(&self, index: u32) -> Result<bool, NlError> {
+    ///
+    /// Queued when called (see `Netlink::request`).
+    pub fn sync_link_state(&self, index: u32) -> impl Future<Output = Result<bool, NlError>> + 'static {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        let replies = self.get(RouteNetlinkMessage::GetLink(msg)).await?;
-        Ok(replies.into_iter().any(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => {
-                l.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))
-            }
-            _ => false,
-        }))
+        let replies = self.get(RouteNetlinkMessage::GetLink(msg));
+        async move {
+            Ok(replies.await?.into_iter().any(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => {
+                    l.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))
+                }
+                _ => false,
+            }))
+        }
     }
 
-    /// Set the link `index` up.
-    pub async fn set_up(&self, index: u32) -> Result<(), NlError> {
+    /// Set the link `index` up. Queued when called (see `Netlink::request`).
+    pub fn set_up(&self, index: u32) -> impl Future<Output = Result<(), NlError>> + 'static {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
-        self.ack(RouteNetlinkMessage::SetLink(msg), 0).await
+        self.ack(RouteNetlinkMessage::SetLink(msg), 0)
     }
 }

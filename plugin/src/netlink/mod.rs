@@ -19,6 +19,7 @@ use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 use nix::errno::Errno;
+use std::future::Future;
 use std::time::Duration;
 
 /// How long one request may take before it is an error: runtimes kill slow plugins, a hang is
@@ -95,45 +96,70 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
-    /// Send one request and collect its replies (an ACK-only request returns no messages).
-    async fn request(&self, message: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+    /// Queue one request now and return a future that collects its replies (an ACK-only
+    /// request returns no messages).
+    ///
+    /// The request is handed to the connection when this is *called*, not when the future is
+    /// first polled: requests made one after the other go out in that order, and the kernel
+    /// handles a socket's requests strictly in order, each to completion. So a caller can make
+    /// several dependent requests (an address, then the route that uses it as source) and await
+    /// them together: the order is kept and the whole batch costs one round trip.
+    fn request(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
         let mut req = NetlinkMessage::from(message);
         req.header.flags = flags | NLM_F_REQUEST;
-        let mut handle = self.handle.clone();
-        let collect = async move {
-            let mut replies = Vec::new();
-            let mut stream = handle.request(req).map_err(|e| NlError::other(format!("netlink request failed: {e}")))?;
-            while let Some(msg) = stream.next().await {
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(inner) => replies.push(inner),
-                    NetlinkPayload::Error(err) => {
-                        if let Some(code) = err.code {
-                            let errno = Errno::from_raw(-code.get());
-                            return Err(NlError { errno: Some(errno), text: errno.desc().to_string() });
+        let queued = self.handle.clone().request(req);
+        async move {
+            let mut stream = queued.map_err(|e| NlError::other(format!("netlink request failed: {e}")))?;
+            let collect = async move {
+                let mut replies = Vec::new();
+                while let Some(msg) = stream.next().await {
+                    match msg.payload {
+                        NetlinkPayload::InnerMessage(inner) => replies.push(inner),
+                        NetlinkPayload::Error(err) => {
+                            if let Some(code) = err.code {
+                                let errno = Errno::from_raw(-code.get());
+                                return Err(NlError { errno: Some(errno), text: errno.desc().to_string() });
+                            }
                         }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            Ok(replies)
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, collect)
-            .await
-            .map_err(|_| NlError::other(format!("no answer from the kernel within {REQUEST_TIMEOUT:?}")))?
+                Ok(replies)
+            };
+            tokio::time::timeout(REQUEST_TIMEOUT, collect)
+                .await
+                .map_err(|_| NlError::other(format!("no answer from the kernel within {REQUEST_TIMEOUT:?}")))?
+        }
     }
 
-    /// A request that changes state and expects only an acknowledgement.
-    pub(crate) async fn ack(&self, message: RouteNetlinkMessage, flags: u16) -> Result<(), NlError> {
-        self.request(message, flags | NLM_F_ACK).await.map(|_| ())
+    /// A request that changes state and expects only an acknowledgement (queued at once, see
+    /// [`Netlink::request`]).
+    pub(crate) fn ack(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> impl Future<Output = Result<(), NlError>> + 'static {
+        let replies = self.request(message, flags | NLM_F_ACK);
+        async move { replies.await.map(|_| ()) }
     }
 
-    /// A get of one object.
-    pub(crate) async fn get(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        self.request(message, 0).await
+    /// A get of one object (queued at once).
+    pub(crate) fn get(
+        &self,
+        message: RouteNetlinkMessage,
+    ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
+        self.request(message, 0)
     }
 
     /// A dump.
-    pub(crate) async fn dump(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        self.request(message, NLM_F_DUMP).await
+    pub(crate) fn dump(
+        &self,
+        message: RouteNetlinkMessage,
+    ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
+        self.request(message, NLM_F_DUMP)
     }
 }

@@ -12,11 +12,18 @@ use super::{Netlink, NlError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::future::Future;
 use std::net::IpAddr;
 
 impl Netlink {
     /// Add (or replace) a STALE neighbour entry `ip` → `mac` on link `index`.
-    pub async fn seed_neighbour(&self, index: u32, ip: IpAddr, mac: &[u8]) -> Result<(), NlError> {
+    /// Queued when called (see `Netlink::request`).
+    pub fn seed_neighbour(
+        &self,
+        index: u32,
+        ip: IpAddr,
+        mac: &[u8],
+    ) -> impl Future<Output = Result<(), NlError>> + 'static {
         let mut msg = NeighbourMessage::default();
         msg.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
         msg.header.ifindex = index;
@@ -26,6 +33,6 @@ impl Netlink {
             IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
         }));
         msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.ack(RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE).await
+        self.ack(RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE)
     }
 }

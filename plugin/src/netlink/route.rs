@@ -7,6 +7,7 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::future::Future;
 use std::net::IpAddr;
 
 /// The main routing table (RT_TABLE_MAIN).
@@ -72,8 +73,8 @@ fn family(ip: &IpAddr) -> AddressFamily {
 }
 
 impl Netlink {
-    /// Add `spec` through link `oif`.
-    pub async fn add_route(&self, oif: u32, spec: &RouteSpec) -> Result<(), NlError> {
+    /// Add `spec` through link `oif`. Queued when called (see `Netlink::request`).
+    pub fn add_route(&self, oif: u32, spec: &RouteSpec) -> impl Future<Output = Result<(), NlError>> + 'static {
         let table = spec.table.unwrap_or(MAIN_TABLE);
         let mut msg = RouteMessage::default();
         msg.header = RouteHeader {
@@ -107,7 +108,7 @@ impl Netlink {
         if !metrics.is_empty() {
             msg.attributes.push(RouteAttribute::Metrics(metrics));
         }
-        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL).await
+        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Every unicast route of both families (all tables).
