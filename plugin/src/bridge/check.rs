@@ -70,12 +70,25 @@ pub async fn check_node(nl: &Netlink, conf: &BridgeConf, prev: &NetResult, want:
         if let Some(a) = on_bridge.first() {
             return Err(drift(format!("sealed bridge {name} carries the node address {a}")));
         }
-    } else if conf.vlan_gateway().is_none() {
+    } else {
+        // The gateway addresses are on the bridge, or on `<bridge>.<vlan>` for a VLAN.
+        let (holder, have) = match conf.vlan_gateway() {
+            None => (name.to_string(), on_bridge),
+            Some(gw_name) => {
+                let link = nl
+                    .link_by_name(&gw_name)
+                    .await
+                    .or_cni(format!("read {gw_name}"))?
+                    .ok_or_else(|| drift(format!("VLAN gateway interface {gw_name} is missing")))?;
+                let have = nl.addrs_of(link.index).await.or_cni(format!("read addresses of {gw_name}"))?;
+                (gw_name, have)
+            }
+        };
         for ip in &prev.ips {
             let Some(gw) = ip.gateway else { continue };
             let expected = IpNet::new(gw, ip.address.prefix_len()).unwrap_or(IpNet::from(gw));
-            if !on_bridge.contains(&expected) {
-                return Err(drift(format!("gateway address {expected} is missing from {name}")));
+            if !have.contains(&expected) {
+                return Err(drift(format!("gateway address {expected} is missing from {holder}")));
             }
         }
     }
