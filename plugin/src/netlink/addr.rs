@@ -38,6 +38,32 @@ fn family(ip: &IpAddr) -> AddressFamily {
     }
 }
 
+/// The RTM_NEWADDR message for [`Netlink::add_addr`] (send it with NLM_F_CREATE | NLM_F_EXCL).
+pub(crate) fn new_address(index: u32, addr: IpNet, flags: AddrFlags) -> RouteNetlinkMessage {
+    let ip = addr.addr();
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(&ip);
+    msg.header.prefix_len = addr.prefix_len();
+    msg.header.index = index;
+    let mut all = AddressFlags::empty();
+    if ip.is_ipv6() && !flags.dad {
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        all |= AddressFlags::Nodad;
+    }
+    if flags.no_prefix_route {
+        all |= AddressFlags::Noprefixroute;
+    }
+    msg.attributes.push(AddressAttribute::Local(ip));
+    msg.attributes.push(AddressAttribute::Address(ip));
+    if let (IpNet::V4(v4), true) = (addr, addr.prefix_len() < 31) {
+        msg.attributes.push(AddressAttribute::Broadcast(v4.broadcast()));
+    }
+    if !all.is_empty() {
+        msg.attributes.push(AddressAttribute::Flags(all));
+    }
+    RouteNetlinkMessage::NewAddress(msg)
+}
+
 impl Netlink {
     /// Add `addr` (address with its prefix) to link `index`. IPv6 addresses are added with
     /// IFA_F_NODAD: they are usable at once instead of after ~1-2 s of duplicate address
@@ -50,28 +76,7 @@ impl Netlink {
         addr: IpNet,
         flags: AddrFlags,
     ) -> impl Future<Output = Result<(), NlError>> + 'static {
-        let ip = addr.addr();
-        let mut msg = AddressMessage::default();
-        msg.header.family = family(&ip);
-        msg.header.prefix_len = addr.prefix_len();
-        msg.header.index = index;
-        let mut all = AddressFlags::empty();
-        if ip.is_ipv6() && !flags.dad {
-            msg.header.flags = AddressHeaderFlags::Nodad;
-            all |= AddressFlags::Nodad;
-        }
-        if flags.no_prefix_route {
-            all |= AddressFlags::Noprefixroute;
-        }
-        msg.attributes.push(AddressAttribute::Local(ip));
-        msg.attributes.push(AddressAttribute::Address(ip));
-        if let (IpNet::V4(v4), true) = (addr, addr.prefix_len() < 31) {
-            msg.attributes.push(AddressAttribute::Broadcast(v4.broadcast()));
-        }
-        if !all.is_empty() {
-            msg.attributes.push(AddressAttribute::Flags(all));
-        }
-        self.ack(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL)
+        self.ack(new_address(index, addr, flags), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Delete `addr` from link `index`. EADDRNOTAVAIL when it is not there.

@@ -158,6 +158,45 @@ pub struct VethSpec<'a> {
     pub host_group: Option<u32>,
 }
 
+/// RTM_GETLINK of the link with index `index`.
+pub(crate) fn get_by_index(index: u32) -> RouteNetlinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    RouteNetlinkMessage::GetLink(msg)
+}
+
+/// RTM_GETLINK of the link called `name`.
+pub(crate) fn get_by_name(name: &str) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetLink(name_only(name))
+}
+
+/// RTM_SETLINK that sets link `index` up.
+pub(crate) fn set_up_message(index: u32) -> RouteNetlinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.header.flags = LinkFlags::Up;
+    msg.header.change_mask = LinkFlags::Up;
+    RouteNetlinkMessage::SetLink(msg)
+}
+
+/// The link in the replies to a get, if any.
+pub(crate) fn link_of(replies: Vec<RouteNetlinkMessage>) -> Option<Link> {
+    replies.into_iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
+        _ => None,
+    })
+}
+
+/// Whether the link in the replies to a get is operationally up (`IFLA_OPERSTATE` = UP).
+pub(crate) fn oper_up(replies: &[RouteNetlinkMessage]) -> bool {
+    replies.iter().any(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => {
+            l.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))
+        }
+        _ => false,
+    })
+}
+
 fn name_only(name: &str) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -167,11 +206,8 @@ fn name_only(name: &str) -> LinkMessage {
 impl Netlink {
     /// The link called `name`, or `None`.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, NlError> {
-        match self.get(RouteNetlinkMessage::GetLink(name_only(name))).await {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
-                _ => None,
-            })),
+        match self.get(get_by_name(name)).await {
+            Ok(replies) => Ok(link_of(replies)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -179,13 +215,8 @@ impl Netlink {
 
     /// The link with index `index`, or `None`.
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, NlError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        match self.get(RouteNetlinkMessage::GetLink(msg)).await {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
-                _ => None,
-            })),
+        match self.get(get_by_index(index)).await {
+            Ok(replies) => Ok(link_of(replies)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -253,25 +284,12 @@ impl Netlink {
     ///
     /// Queued when called (see `Netlink::request`).
     pub fn sync_link_state(&self, index: u32) -> impl Future<Output = Result<bool, NlError>> + 'static {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        let replies = self.get(RouteNetlinkMessage::GetLink(msg));
-        async move {
-            Ok(replies.await?.into_iter().any(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => {
-                    l.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))
-                }
-                _ => false,
-            }))
-        }
+        let replies = self.get(get_by_index(index));
+        async move { Ok(oper_up(&replies.await?)) }
     }
 
     /// Set the link `index` up. Queued when called (see `Netlink::request`).
     pub fn set_up(&self, index: u32) -> impl Future<Output = Result<(), NlError>> + 'static {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
-        self.ack(RouteNetlinkMessage::SetLink(msg), 0)
+        self.ack(set_up_message(index), 0)
     }
 }

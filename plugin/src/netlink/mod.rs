@@ -1,12 +1,21 @@
-//! A thin layer over `rtnetlink`: one connection per namespace, every request bounded by a
-//! timeout, errors turned into CNI errors that name the operation and the object.
+//! A thin layer over a `netlink-proto` route connection: one connection per namespace, every
+//! request bounded by a timeout, errors turned into CNI errors that name the operation and the
+//! object.
 //!
 //! A [`Netlink`] acts in the namespace its socket was created in (see `netns.rs`): create it on
 //! the main thread, switched into the target namespace for the synchronous `connect` call only.
 //! Requests are built from `netlink-packet-route` messages directly; targeted gets by name or
-//! index are preferred over dumps, which the kernel may interrupt (NLM_F_DUMP_INTR).
+//! index are preferred over dumps, which the kernel may interrupt (NLM_F_DUMP_INTR). Several
+//! requests for one namespace can travel as one datagram ([`Batch`]).
+//!
+//! Round trips are what an ADD costs (the kernel work behind most requests is microseconds), so
+//! two rules: a request is queued when its method is *called* (so requests made one after the
+//! other on different sockets overlap), and dependent requests for one namespace go together in
+//! a [`Batch`]. (`netlink-proto` sends one queued request per wake-up of its connection, so
+//! separate requests on one socket would still cost a round trip each.)
 
 pub mod addr;
+mod batch;
 pub mod bridge;
 pub mod link;
 pub mod neigh;
@@ -18,6 +27,9 @@ use conf::{CniError, CniResult, ErrorCode};
 use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
+use netlink_proto::sys::protocols::NETLINK_ROUTE;
+use netlink_proto::sys::SocketAddr;
+use netlink_proto::ConnectionHandle;
 use nix::errno::Errno;
 use std::future::Future;
 use std::time::Duration;
@@ -37,6 +49,12 @@ pub struct NlError {
 impl NlError {
     fn other(text: impl Into<String>) -> NlError {
         NlError { errno: None, text: text.into() }
+    }
+
+    /// The kernel's answer `-errno`.
+    fn kernel(code: i32) -> NlError {
+        let errno = Errno::from_raw(-code);
+        NlError { errno: Some(errno), text: errno.desc().to_string() }
     }
 
     /// The object does not exist (ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL).
@@ -77,10 +95,12 @@ impl<T> NlContext<T> for Result<T, NlError> {
     }
 }
 
+pub use batch::{next_outcome, Outcomes};
+
 /// A route-netlink connection bound to one namespace.
 #[derive(Clone)]
 pub struct Netlink {
-    handle: rtnetlink::Handle,
+    handle: ConnectionHandle<RouteNetlinkMessage>,
 }
 
 impl Netlink {
@@ -90,8 +110,11 @@ impl Netlink {
     /// # Errors
     /// Code 100 when the socket cannot be opened.
     pub fn connect() -> CniResult<Netlink> {
-        let (connection, handle, _) = rtnetlink::new_connection()
+        let (mut connection, handle, _) = netlink_proto::new_connection(NETLINK_ROUTE)
             .map_err(|e| CniError::new(ErrorCode::Netlink, format!("open netlink socket: {e}")))?;
+        // Every request of a batch answers, a change with an ACK: a batch tells its requests'
+        // outcomes apart only if the ACKs reach it too (netlink-proto drops them by default).
+        connection.set_forward_ack(true);
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
@@ -111,7 +134,7 @@ impl Netlink {
     ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
         let mut req = NetlinkMessage::from(message);
         req.header.flags = flags | NLM_F_REQUEST;
-        let queued = self.handle.clone().request(req);
+        let queued = self.handle.request(req, SocketAddr::new(0, 0));
         async move {
             let mut stream = queued.map_err(|e| NlError::other(format!("netlink request failed: {e}")))?;
             let collect = async move {
@@ -121,8 +144,7 @@ impl Netlink {
                         NetlinkPayload::InnerMessage(inner) => replies.push(inner),
                         NetlinkPayload::Error(err) => {
                             if let Some(code) = err.code {
-                                let errno = Errno::from_raw(-code.get());
-                                return Err(NlError { errno: Some(errno), text: errno.desc().to_string() });
+                                return Err(NlError::kernel(code.get()));
                             }
                         }
                         _ => {}

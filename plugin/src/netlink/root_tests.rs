@@ -249,6 +249,40 @@ fn a_seeded_neighbour_is_stale_with_the_given_mac() {
     });
 }
 
+#[test]
+fn a_batch_runs_in_order_and_reports_each_request() {
+    in_new_netns("a_batch_runs_in_order_and_reports_each_request", |nl| async move {
+        let ctr_ns = new_netns();
+        let ctr = connect_in(&ctr_ns);
+        nl.create_veth(&spec("vethnlt8", "eth0", &ctr_ns)).await.unwrap();
+        let eth0 = ctr.link_by_name("eth0").await.unwrap().unwrap();
+        let flags = AddrFlags { no_prefix_route: true, ..AddrFlags::default() };
+        let src = "198.18.8.2".parse().unwrap();
+        let route = RouteSpec { src: Some(src), scope: scope::LINK, ..RouteSpec::via(net("198.18.8.1/32"), None) };
+
+        // Each request depends on the one before (the route needs the address as its source
+        // and the link up); the second address is a duplicate, and only it fails.
+        let mut batch = ctr.batch();
+        batch.add_addr(eth0.index, net("198.18.8.2/24"), flags);
+        batch.add_addr(eth0.index, net("198.18.8.2/24"), flags);
+        batch.set_up(eth0.index);
+        batch.get_link(eth0.index);
+        batch.add_route(eth0.index, &route);
+        let outcomes = batch.send().await.unwrap();
+        assert_eq!(outcomes.len(), 5);
+        assert!(outcomes[0].as_ref().is_ok_and(Vec::is_empty), "{:?}", outcomes[0]);
+        assert!(outcomes[1].as_ref().is_err_and(|e| e.is_exists()), "{:?}", outcomes[1]);
+        assert!(outcomes[2].is_ok());
+        let got = outcomes[3].as_ref().unwrap();
+        assert_eq!(super::link::link_of(got.clone()).map(|l| (l.name, l.up)), Some(("eth0".to_string(), true)));
+        assert!(outcomes[4].is_ok(), "{:?}", outcomes[4]);
+        assert_eq!(routes_to(&ctr_ns, false, "198.18.8.1")[0]["prefsrc"], "198.18.8.2");
+
+        // An empty batch sends nothing and answers at once.
+        assert!(ctr.batch().send().await.unwrap().is_empty());
+    });
+}
+
 /// Whether the running kernel is at least `major.minor`.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

@@ -72,43 +72,48 @@ fn family(ip: &IpAddr) -> AddressFamily {
     }
 }
 
+/// The RTM_NEWROUTE message for [`Netlink::add_route`] (send it with NLM_F_CREATE | NLM_F_EXCL).
+pub(crate) fn new_route(oif: u32, spec: &RouteSpec) -> RouteNetlinkMessage {
+    let table = spec.table.unwrap_or(MAIN_TABLE);
+    let mut msg = RouteMessage::default();
+    msg.header = RouteHeader {
+        address_family: family(&spec.dst.addr()),
+        destination_prefix_length: spec.dst.prefix_len(),
+        table: u8::try_from(table).unwrap_or(0),
+        protocol: RouteProtocol::Boot,
+        scope: RouteScope::from(spec.scope),
+        kind: RouteType::Unicast,
+        ..RouteHeader::default()
+    };
+    msg.attributes.push(RouteAttribute::Table(table));
+    msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(spec.dst.network())));
+    msg.attributes.push(RouteAttribute::Oif(oif));
+    if let Some(gw) = spec.gw {
+        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+    }
+    if let Some(src) = spec.src {
+        msg.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+    }
+    if let Some(p) = spec.priority {
+        msg.attributes.push(RouteAttribute::Priority(p));
+    }
+    let mut metrics = Vec::new();
+    if let Some(mtu) = spec.mtu {
+        metrics.push(RouteMetric::Mtu(mtu));
+    }
+    if let Some(advmss) = spec.advmss {
+        metrics.push(RouteMetric::Advmss(advmss));
+    }
+    if !metrics.is_empty() {
+        msg.attributes.push(RouteAttribute::Metrics(metrics));
+    }
+    RouteNetlinkMessage::NewRoute(msg)
+}
+
 impl Netlink {
     /// Add `spec` through link `oif`. Queued when called (see `Netlink::request`).
     pub fn add_route(&self, oif: u32, spec: &RouteSpec) -> impl Future<Output = Result<(), NlError>> + 'static {
-        let table = spec.table.unwrap_or(MAIN_TABLE);
-        let mut msg = RouteMessage::default();
-        msg.header = RouteHeader {
-            address_family: family(&spec.dst.addr()),
-            destination_prefix_length: spec.dst.prefix_len(),
-            table: u8::try_from(table).unwrap_or(0),
-            protocol: RouteProtocol::Boot,
-            scope: RouteScope::from(spec.scope),
-            kind: RouteType::Unicast,
-            ..RouteHeader::default()
-        };
-        msg.attributes.push(RouteAttribute::Table(table));
-        msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(spec.dst.network())));
-        msg.attributes.push(RouteAttribute::Oif(oif));
-        if let Some(gw) = spec.gw {
-            msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
-        }
-        if let Some(src) = spec.src {
-            msg.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
-        }
-        if let Some(p) = spec.priority {
-            msg.attributes.push(RouteAttribute::Priority(p));
-        }
-        let mut metrics = Vec::new();
-        if let Some(mtu) = spec.mtu {
-            metrics.push(RouteMetric::Mtu(mtu));
-        }
-        if let Some(advmss) = spec.advmss {
-            metrics.push(RouteMetric::Advmss(advmss));
-        }
-        if !metrics.is_empty() {
-            msg.attributes.push(RouteAttribute::Metrics(metrics));
-        }
-        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
+        self.ack(new_route(oif, spec), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Every unicast route of both families (all tables).
