@@ -97,8 +97,8 @@ impl Ctx {
         }
     }
 
-    /// Remove every element of `sets` for which `doomed` holds, as one transaction that only commits if nothing
-    /// changed since the sets were read. With [`EmptyTable::Drop`], when no element is left in any of `sets`,
+    /// Remove every element of `sets` for which `doomed` holds, as one transaction. With [`EmptyTable::Drop`] it
+    /// only commits if nothing changed since the sets were read, and when no element is left in any of `sets`,
     /// the table goes too (a concurrent ADD either lands before our read, and then the table stays, or finds the
     /// table gone and recreates it). A missing table is success. Returns how many elements were removed.
     pub(crate) fn remove_where(
@@ -111,8 +111,16 @@ impl Ctx {
         let mut last: Option<NftError> = None;
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt);
-            let genid = self.generation()?;
-            let mut batch = Batch::new().if_generation(genid);
+            // Only dropping the table needs the whole read-then-delete to be atomic (a concurrent ADD
+            // must not lose its freshly added element with the table). Deleting elements alone does
+            // not: an element read here is deleted by key (its address stays reserved by the attachment
+            // until after this call, so nobody else can be given it meanwhile), and a concurrent change to
+            // another element cannot make that wrong. Binding every DEL to the generation made 64 parallel DELs
+            // restart each other (each commit moves the generation): 783 ms instead of ~200.
+            let mut batch = match empty_table {
+                EmptyTable::Drop => Batch::new().if_generation(self.generation()?),
+                EmptyTable::Keep => Batch::new(),
+            };
             let (mut removed, mut remaining, mut found) = (0, 0, false);
             for &name in sets {
                 let set = table.set(name);
