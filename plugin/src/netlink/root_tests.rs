@@ -187,6 +187,10 @@ fn routes_carry_scope_source_gateway_table_and_metric() {
         nl.add_route(host.index, &host_route).await.unwrap();
         let r = &json("ip", &["route", "show", "198.18.6.2"])[0];
         assert_eq!((r["dev"].as_str(), r["scope"].as_str()), (Some("vethnlt4"), Some("host")), "{r}");
+        // The lookup CHECK uses: through the node end, or nothing (no default route here).
+        assert_eq!(nl.route_oif("198.18.6.2".parse().unwrap()).await.unwrap(), Some(host.index));
+        assert_eq!(nl.route_oif("198.19.255.1".parse().unwrap()).await.unwrap(), None);
+        assert_eq!(nl.route_oif("fd7e:7e7e:6::9".parse().unwrap()).await.unwrap(), None);
     });
 }
 

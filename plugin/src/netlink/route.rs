@@ -7,6 +7,7 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use nix::errno::Errno;
 use std::future::Future;
 use std::net::IpAddr;
 
@@ -114,6 +115,26 @@ impl Netlink {
     /// Add `spec` through link `oif`. Queued when called (see `Netlink::request`).
     pub fn add_route(&self, oif: u32, spec: &RouteSpec) -> impl Future<Output = Result<(), NlError>> + 'static {
         self.ack(new_route(oif, spec), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// The output interface the node would use for `dst`, by a route lookup (`ip route get`):
+    /// one targeted request, where a dump of every route would grow with the node's containers
+    /// and could be cut short by concurrent changes. `None` when nothing routes it.
+    pub async fn route_oif(&self, dst: IpAddr) -> Result<Option<u32>, NlError> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family(&dst);
+        msg.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+        msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        match self.get(RouteNetlinkMessage::GetRoute(msg)).await {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) if r.header.kind == RouteType::Unicast => {
+                    r.attributes.into_iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(i) } else { None })
+                }
+                _ => None,
+            })),
+            Err(e) if matches!(e.errno, Some(Errno::ENETUNREACH | Errno::EHOSTUNREACH)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every unicast route of both families (all tables).

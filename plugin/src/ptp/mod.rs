@@ -14,6 +14,7 @@ use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NlContext};
 use crate::{masq, runtime, sysctl, veth};
 use conf::{CniError, CniResult, ErrorCode, Interface, IpConfig, NetResult};
+use futures::future::join_all;
 use ipnet::IpNet;
 
 /// Wire the attachment and build the result.
@@ -72,11 +73,12 @@ pub async fn check_node(host: &Netlink, host_veth: &str, group: u32, ips: &[IpNe
     if node_end.group != group {
         return Err(drift(format!("node interface {host_veth} is in group {:#x}, not {group:#x}", node_end.group)));
     }
-    let node_routes = host.routes().await.or_cni("read node routes")?;
-    for ip in ips {
-        let host_route = IpNet::from(ip.addr());
-        if !node_routes.iter().any(|r| r.dst == host_route && r.oif == Some(node_end.index)) {
-            return Err(drift(format!("node route to {host_route} via {host_veth} is missing")));
+    // Only ptp's host routes lead into the node end, so a lookup that ends there is ours.
+    let lookups: Vec<_> = ips.iter().map(|ip| host.route_oif(ip.addr())).collect();
+    for (ip, oif) in ips.iter().zip(join_all(lookups).await) {
+        let oif = oif.or_cni(format!("look up the node route to {}", ip.addr()))?;
+        if oif != Some(node_end.index) {
+            return Err(drift(format!("node route to {} via {host_veth} is missing", ip.addr())));
         }
     }
     Ok(())
