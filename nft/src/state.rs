@@ -141,7 +141,10 @@ impl Ctx {
                 return Ok(0);
             }
             match self.commit(&batch, &table.describe())? {
-                Commit::Done => return Ok(removed),
+                Commit::Done => {
+                    wait_for_grace_period();
+                    return Ok(removed);
+                }
                 // The generation moved (ERESTART) or a concurrent call removed something first: read again.
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
                 Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => {
@@ -157,6 +160,26 @@ impl Ctx {
             NftError::protocol(self.op, table.describe(), "ruleset kept changing; gave up after retries")
         }))
     }
+}
+
+/// `MEMBARRIER_CMD_GLOBAL` (linux/membarrier.h): the kernel runs `synchronize_rcu()` and returns.
+const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+
+/// Wait for an RCU grace period without holding any nftables lock, after a commit that deleted
+/// objects.
+///
+/// Why: a deleting commit queues the objects on nf_tables' global destroy list, freed by a worker
+/// after a grace period. When any NETLINK_NETFILTER socket is released and that list is not empty,
+/// the kernel (`nft_rcv_nl_event`) flushes the worker while holding the commit mutex. So every
+/// DEL's `close` waited a full grace period, one process after another: 64 parallel DELs with
+/// masquerade took 792 ms (148 ms without). Waiting here instead lets the worker empty the list
+/// while the waits of parallel DELs overlap; the `close` then finds nothing to flush. Measured:
+/// 64 parallel DELs 305 ms, one DEL 33 -> 20 ms. A failure (kernel without membarrier) only
+/// loses the optimisation.
+#[allow(unsafe_code)]
+fn wait_for_grace_period() {
+    // SAFETY: membarrier takes no pointers; MEMBARRIER_CMD_GLOBAL only waits for a grace period.
+    let _ = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
 }
 
 /// What to do with a table whose sets an operation empties.
