@@ -158,6 +158,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn what_runtimes_and_reference_configs_add_is_tolerated() {
+        let mut v = base();
+        v["capabilities"] = json!({"portMappings": true, "io.kubernetes.cri.pod-annotations": true});
+        v["runtimeConfig"] = json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]});
+        v["args"] = json!({"cni": {"labels": [{"key": "app", "value": "web"}]}});
+        v["ipMasqBackend"] = json!("nftables");
+        v["dns"] = json!({"nameservers": ["198.18.0.53"]});
+        v["somethingNew"] = json!({"nested": [1, 2]});
+        let c = parse(v).unwrap();
+        assert_eq!((c.mode, c.mtu, c.ip_masq), (Mode::Ptp, None, false));
+        v = base();
+        v["mode"] = json!("ptp");
+        assert_eq!(parse(v).unwrap().mode, Mode::Ptp);
+    }
+
+    #[test]
     fn mtu_and_masq() {
         let mut v = base();
         v["mtu"] = json!(1400);

@@ -126,6 +126,28 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_only_and_a_single_address_subnet() {
+        let p = plan(&ipam(&[("fd7e:7e7e:1::5/64", "fd7e:7e7e:1::1")], &["::/0"])).unwrap();
+        let dsts: Vec<String> = p.container_routes.iter().map(|r| r.dst.to_string()).collect();
+        assert_eq!(dsts, ["fd7e:7e7e:1::1/128", "fd7e:7e7e:1::/64", "::/0"]);
+        assert_eq!(p.container_routes[0].src, Some("fd7e:7e7e:1::5".parse().unwrap()));
+        assert_eq!(p.host_addrs, vec!["fd7e:7e7e:1::1/128".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.host_routes[0].dst.to_string(), "fd7e:7e7e:1::5/128");
+        // A /32 from IPAM: no subnet to route via the gateway, only the gateway on-link.
+        let p = plan(&ipam(&[("198.18.1.5/32", "198.18.1.1")], &[])).unwrap();
+        assert_eq!(p.container_routes.len(), 1);
+        assert_eq!(p.container_routes[0].dst.to_string(), "198.18.1.1/32");
+    }
+
+    #[test]
+    fn every_node_end_of_a_network_carries_the_gateway_once() {
+        // Two addresses of one family behind one gateway: the gateway address is added once.
+        let p = plan(&ipam(&[("198.18.1.5/24", "198.18.1.1"), ("198.18.1.6/24", "198.18.1.1")], &[])).unwrap();
+        assert_eq!(p.host_addrs.len(), 1);
+        assert_eq!(p.host_routes.len(), 2);
+    }
+
+    #[test]
     fn route_fields_of_1_1_are_kept() {
         let mut r = ipam(&[("198.18.1.5/24", "198.18.1.1")], &[]);
         r.routes.push(Route {
