@@ -4,7 +4,7 @@
 
 use super::config::BridgeConf;
 use crate::netlink::bridge::PortVlan;
-use crate::netlink::route::{scope, RouteSpec};
+use crate::netlink::route::RouteSpec;
 use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Route};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -92,19 +92,7 @@ pub fn plan(ipam: &NetResult, conf: &BridgeConf, layer3: bool) -> CniResult<Brid
         }
     }
     for route in &p.routes {
-        let v4 = route.dst.addr().is_ipv4();
-        let gw =
-            route.gw.or_else(|| p.ips.iter().filter(|ip| ip.address.addr().is_ipv4() == v4).find_map(|ip| ip.gateway));
-        let spec = RouteSpec {
-            dst: route.dst.trunc(),
-            gw,
-            src: None,
-            scope: route.scope.unwrap_or(scope::UNIVERSE),
-            priority: route.priority,
-            table: route.table,
-            mtu: route.mtu,
-            advmss: route.advmss,
-        };
+        let spec = RouteSpec::from_ipam(route, &p.ips);
         if !p.container_routes.contains(&spec) {
             p.container_routes.push(spec);
         }

@@ -36,6 +36,24 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
+    /// A route IPAM returned, with every 1.1 field kept; without `gw` it goes via the gateway of
+    /// the first address of its family (the reference's rule).
+    pub fn from_ipam(route: &conf::Route, ips: &[conf::IpConfig]) -> RouteSpec {
+        let v4 = route.dst.addr().is_ipv4();
+        let gw =
+            route.gw.or_else(|| ips.iter().filter(|ip| ip.address.addr().is_ipv4() == v4).find_map(|ip| ip.gateway));
+        RouteSpec {
+            dst: route.dst.trunc(),
+            gw,
+            src: None,
+            scope: route.scope.unwrap_or(scope::UNIVERSE),
+            priority: route.priority,
+            table: route.table,
+            mtu: route.mtu,
+            advmss: route.advmss,
+        }
+    }
+
     /// A route to `dst` via `gw`, scope universe.
     pub fn via(dst: IpNet, gw: Option<IpAddr>) -> RouteSpec {
         RouteSpec { dst, gw, src: None, scope: 0, priority: None, table: None, mtu: None, advmss: None }

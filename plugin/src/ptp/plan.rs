@@ -58,22 +58,7 @@ pub fn plan(ipam: &NetResult) -> CniResult<PtpPlan> {
         }
         p.host_routes.push(RouteSpec { scope: scope::HOST, ..RouteSpec::via(host_prefix(addr), None) });
     }
-    for route in &ipam.routes {
-        let family_v4 = route.dst.addr().is_ipv4();
-        let gw = route.gw.or_else(|| {
-            ipam.ips.iter().filter(|ip| ip.address.addr().is_ipv4() == family_v4).find_map(|ip| ip.gateway)
-        });
-        p.container_routes.push(RouteSpec {
-            dst: route.dst.trunc(),
-            gw,
-            src: None,
-            scope: route.scope.unwrap_or(scope::UNIVERSE),
-            priority: route.priority,
-            table: route.table,
-            mtu: route.mtu,
-            advmss: route.advmss,
-        });
-    }
+    p.container_routes.extend(ipam.routes.iter().map(|route| RouteSpec::from_ipam(route, &ipam.ips)));
     Ok(p)
 }
 
