@@ -19,6 +19,7 @@ pub mod config;
 pub mod gate;
 pub mod netns;
 pub mod plugin;
+pub mod wait;
 
 pub use config::{each_version, Family, Ipam, Ptp, ALL_VERSIONS, RESULT_VERSIONS};
 pub use gate::{ci_required, require_root, require_tool};

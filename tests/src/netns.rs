@@ -382,3 +382,36 @@ mod tests {
         assert_eq!(owner_pid("cni-1234"), None);
     }
 }
+
+/// What a node looks like: links, global addresses, routes and IPAM reservations. Two equal
+/// states mean a failed ADD or a DEL left nothing behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// Link names.
+    pub links: BTreeSet<String>,
+    /// Global addresses.
+    pub addrs: BTreeSet<String>,
+    /// Routes of every table, both families.
+    pub routes: BTreeSet<String>,
+    /// IPAM reservation files.
+    pub reservations: BTreeSet<String>,
+}
+
+impl Node {
+    /// The node's current [`NodeState`].
+    pub fn state(&self) -> NodeState {
+        let mut routes = BTreeSet::new();
+        for fam in ["-4", "-6"] {
+            let out = self.ip_ok(&[fam, "route", "show", "table", "all"]);
+            // `linkdown` follows a bridge's carrier, which the kernel updates asynchronously when
+            // the last port goes: not state of ours.
+            routes.extend(out.lines().map(|l| l.replace(" linkdown", "").trim().to_string()).filter(|l| !l.is_empty()));
+        }
+        NodeState {
+            links: self.link_names(),
+            addrs: self.all_global_addrs().into_iter().collect(),
+            routes,
+            reservations: self.reservations(),
+        }
+    }
+}

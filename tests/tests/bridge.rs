@@ -15,6 +15,7 @@ use tether_tests::config::{
 };
 use tether_tests::netns::{Netns, Node};
 use tether_tests::plugin::{Outcome, Plugin};
+use tether_tests::wait::eventually;
 use tether_tests::{require_root, require_tool, version_tests, Invocation};
 
 const IFNAME: &str = "eth0";
@@ -96,46 +97,6 @@ impl Net {
 
     fn check(&self, ctr: &Netns, prev: &Value) -> Outcome {
         self.plugin.check(&with_prev(&self.conf, prev), ctr, IFNAME)
-    }
-}
-
-/// The node's links, global addresses, routes and reservations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct NodeState {
-    links: BTreeSet<String>,
-    addrs: BTreeSet<String>,
-    routes: BTreeSet<String>,
-    reservations: BTreeSet<String>,
-}
-
-fn node_state(node: &Node) -> NodeState {
-    let mut routes = BTreeSet::new();
-    for fam in ["-4", "-6"] {
-        let out = node.ip_ok(&[fam, "route", "show", "table", "all"]);
-        // `linkdown` follows the bridge's carrier, which the kernel updates asynchronously when
-        // the last port goes: not state of ours.
-        routes.extend(out.lines().map(|l| l.replace(" linkdown", "").trim().to_string()).filter(|l| !l.is_empty()));
-    }
-    NodeState {
-        links: node.link_names(),
-        addrs: node.all_global_addrs().into_iter().collect(),
-        routes,
-        reservations: node.reservations(),
-    }
-}
-
-/// Patience for work the kernel finishes asynchronously (a deleted namespace's veth). Not a
-/// timing assertion.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -476,11 +437,11 @@ fn pure_layer_two_and_disabled_container_interface() {
         return;
     };
     let c = net.node.container("c");
-    let before = node_state(&net.node);
+    let before = net.node.state();
     let out = net.add(&c);
     let text = out.assert_code(7).error_text();
     assert!(text.contains("disableContainerInterface") && text.contains("IPAM"), "{out}");
-    assert_eq!(node_state(&net.node), before, "a refused configuration changed the node");
+    assert_eq!(net.node.state(), before, "a refused configuration changed the node");
     net.conf["ipam"] = json!({});
     let r = net.add_ok(&c);
     assert!(!c.link(IFNAME).unwrap()["flags"].to_string().contains("\"UP\""), "interface must stay down");
@@ -513,10 +474,10 @@ fn vlans_or_a_clear_error_without_kernel_support() {
     let Some(net) = Net::new("vlan", "1.1.0", Family::V4, 15, extra) else { return };
     let (a, b) = (net.node.container("a"), net.node.container("b"));
     if !vlan_filtering_supported(&net.node) {
-        let before = node_state(&net.node);
+        let before = net.node.state();
         let out = net.add(&a);
         assert!(out.assert_code(100).error_text().contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{out}");
-        assert_eq!(node_state(&net.node).reservations, before.reservations, "reservation left");
+        assert_eq!(net.node.state().reservations, before.reservations, "reservation left");
         assert_eq!(a.link_names(), BTreeSet::from(["lo".to_string()]));
         eprintln!("note: this kernel has no bridge VLAN filtering; checked the error instead");
         return;
@@ -536,7 +497,7 @@ fn vlans_or_a_clear_error_without_kernel_support() {
 fn conflicting_options_are_refused_before_anything_changes() {
     let Some(net) = Net::new("conflict", "1.1.0", Family::V4, 16, json!({})) else { return };
     let c = net.node.container("c");
-    let before = node_state(&net.node);
+    let before = net.node.state();
     let cases = [
         (json!({"hairpinMode": true, "promiscMode": true}), vec!["hairpinMode", "promiscMode"]),
         (json!({"vlan": 4095}), vec!["vlan 4095"]),
@@ -556,7 +517,7 @@ fn conflicting_options_are_refused_before_anything_changes() {
         for w in words {
             assert!(text.contains(w), "error must name {w:?}:\n{out}");
         }
-        assert_eq!(node_state(&net.node), before, "a refused configuration changed the node:\n{out}");
+        assert_eq!(net.node.state(), before, "a refused configuration changed the node:\n{out}");
     }
     let _ = net.del(&c, None);
 }
@@ -566,12 +527,12 @@ fn an_existing_device_that_is_not_a_bridge_is_an_error() {
     let Some(net) = Net::new("notbr", "1.1.0", Family::V4, 17, json!({})) else { return };
     let br = net.bridge();
     net.node.ip_ok(&["link", "add", &br, "type", "veth", "peer", "name", "tnbpeer"]);
-    let before = node_state(&net.node);
+    let before = net.node.state();
     let c = net.node.container("c");
     let out = net.add(&c);
     let text = out.assert_code(100).error_text();
     assert!(text.contains("not a bridge"), "{out}");
-    assert_eq!(node_state(&net.node), before, "failed ADD changed the node:\n{out}");
+    assert_eq!(net.node.state(), before, "failed ADD changed the node:\n{out}");
     assert_eq!(c.link_names(), BTreeSet::from(["lo".to_string()]));
 }
 
@@ -582,7 +543,7 @@ fn an_existing_device_that_is_not_a_bridge_is_an_error() {
 fn thirty_two_parallel_adds_share_one_new_bridge() {
     let extra = json!({"isGateway": true, "ipMasq": true, "macspoofchk": true});
     let Some(net) = Net::new("par", "1.1.0", Family::Dual, 18, extra) else { return };
-    let baseline = node_state(&net.node);
+    let baseline = net.node.state();
     let ctrs: Vec<Netns> = (0..32).map(|i| net.node.container(&format!("p{i}"))).collect();
     let net = &net;
     let results: Vec<Value> = std::thread::scope(|s| {
@@ -613,7 +574,7 @@ fn thirty_two_parallel_adds_share_one_new_bridge() {
             h.join().unwrap().assert_ok_silent();
         }
     });
-    let after = node_state(&net.node);
+    let after = net.node.state();
     assert_eq!(after.reservations, baseline.reservations, "reservations left");
     assert_eq!(after.links.len(), baseline.links.len() + 1, "only the bridge stays: {:?}", after.links);
     let text = net.node.nft_text();
@@ -631,13 +592,13 @@ fn rollback_when_ipam_is_exhausted_or_the_ifname_exists() {
     net.conf["ipam"]["dataDir"] = json!(net.node.data_dir().display().to_string());
     let first = net.node.container("a");
     let r1 = net.add_ok(&first);
-    let before = node_state(&net.node);
+    let before = net.node.state();
     let nft_before = net.node.nft_text();
 
     // IPAM exhausted.
     let second = net.node.container("b");
     net.add(&second).assert_error();
-    assert_eq!(node_state(&net.node), before, "exhausted: state left on the node");
+    assert_eq!(net.node.state(), before, "exhausted: state left on the node");
     assert_eq!(net.node.nft_text(), nft_before, "exhausted: nftables state left");
     assert_eq!(second.link_names(), BTreeSet::from(["lo".to_string()]));
 
@@ -647,11 +608,11 @@ fn rollback_when_ipam_is_exhausted_or_the_ifname_exists() {
     let third = net.node.container("c");
     third.ip_ok(&["link", "add", IFNAME, "type", "veth", "peer", "name", "ttpeer"]);
     let existing = third.link(IFNAME).unwrap();
-    let before = node_state(&net.node);
+    let before = net.node.state();
     let out = net.add(&third);
     assert!(out.assert_error() != 0 && out.error_text().contains("already exists"), "{out}");
     assert_eq!(third.link(IFNAME).unwrap()["ifindex"], existing["ifindex"], "the existing {IFNAME} was replaced");
-    assert_eq!(node_state(&net.node), before, "ifname exists: state left on the node:\n{out}");
+    assert_eq!(net.node.state(), before, "ifname exists: state left on the node:\n{out}");
     third.ip_ok(&["link", "del", IFNAME]);
     let r3 = net.add_ok(&third);
     assert_eq!(result_addresses(&r3), vec!["198.18.19.2/30".to_string()], "the address was released");
@@ -665,19 +626,19 @@ fn del_is_complete_without_netns_or_prev_result_and_idempotent() {
     let Some(net) = Net::new("del", "1.1.0", Family::Dual, 20, extra) else { return };
     let warm = net.node.container("w");
     let rw = net.add_ok(&warm); // the bridge and the tables exist from here on
-    let baseline = node_state(&net.node);
+    let baseline = net.node.state();
     let nft_baseline = net.node.nft_text();
 
     let a = net.node.container("a");
     let ra = net.add_ok(&a);
     net.del(&a, None).assert_ok_silent();
-    assert_eq!(node_state(&net.node), baseline, "DEL without prevResult left state");
+    assert_eq!(net.node.state(), baseline, "DEL without prevResult left state");
     net.del(&a, None).assert_ok_silent();
 
     let b = net.node.container("b");
     let rb = net.add_ok(&b);
     net.plugin.del_without_netns(&net.conf, b.name(), IFNAME).assert_ok_silent();
-    let state = node_state(&net.node);
+    let state = net.node.state();
     assert_eq!(state, baseline, "DEL without netns: the node end, reservation must go");
     assert_eq!(net.node.nft_text(), nft_baseline, "DEL without netns: nftables state must go");
     net.plugin.del_without_netns(&net.conf, b.name(), IFNAME).assert_ok_silent();
@@ -694,11 +655,11 @@ fn del_is_complete_without_netns_or_prev_result_and_idempotent() {
         ..Default::default()
     };
     net.plugin.invoke(&inv, &with_prev(&net.conf, &rc)).assert_ok_silent();
-    assert!(eventually(|| node_state(&net.node) == baseline), "DEL of a deleted namespace left state");
+    assert!(eventually(|| net.node.state() == baseline), "DEL of a deleted namespace left state");
 
     let never = net.node.container("n");
     net.del(&never, None).assert_ok_silent();
-    assert_eq!(node_state(&net.node), baseline);
+    assert_eq!(net.node.state(), baseline);
     let _ = (ra, rb);
     net.del(&warm, Some(&rw)).assert_ok_silent();
 }

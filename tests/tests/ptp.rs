@@ -14,6 +14,7 @@ use tether_tests::config::{
 };
 use tether_tests::netns::{Netns, Node};
 use tether_tests::plugin::{Outcome, Plugin};
+use tether_tests::wait::eventually;
 use tether_tests::{require_root, require_tool, version_tests};
 
 const IFNAME: &str = "eth0";
@@ -92,44 +93,6 @@ impl Net {
 
     fn check(&self, ctr: &Netns, prev: &Value) -> Outcome {
         self.plugin.check(&with_prev(&self.conf(), prev), ctr, IFNAME)
-    }
-}
-
-/// What the node looks like: links, addresses, routes and IPAM reservations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct NodeState {
-    links: BTreeSet<String>,
-    addrs: BTreeSet<String>,
-    routes: BTreeSet<String>,
-    reservations: BTreeSet<String>,
-}
-
-fn node_state(node: &Node) -> NodeState {
-    let mut routes = BTreeSet::new();
-    for fam in ["-4", "-6"] {
-        let out = node.ip_ok(&[fam, "route", "show", "table", "all"]);
-        routes.extend(out.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()));
-    }
-    NodeState {
-        links: node.link_names(),
-        addrs: node.all_global_addrs().into_iter().collect(),
-        routes,
-        reservations: node.reservations(),
-    }
-}
-
-/// For kernel work that completes asynchronously (a deleted namespace's veth peer goes away in
-/// a workqueue): wait up to 10 s for `cond`. Not a timing assertion; just patience.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -409,15 +372,15 @@ fn check_catches_a_missing_reservation() {
 
 fn del_variants(imp: Impl, version: &str, x: u8) {
     let Some(net) = Net::new("del", imp, version, Family::Dual, x) else { return };
-    let baseline = node_state(&net.node);
+    let baseline = net.node.state();
 
     // With prevResult: everything goes, twice is fine.
     let ctr = net.node.container("a");
     let result = net.add_ok(&ctr);
-    assert_ne!(node_state(&net.node), baseline, "ADD changed nothing on the node?");
+    assert_ne!(net.node.state(), baseline, "ADD changed nothing on the node?");
     net.del(&ctr, Some(&result)).assert_ok_silent();
     assert!(ctr.link(IFNAME).is_none(), "{IFNAME} still in the container after DEL");
-    assert_eq!(node_state(&net.node), baseline, "node not back to its state before ADD");
+    assert_eq!(net.node.state(), baseline, "node not back to its state before ADD");
     net.del(&ctr, Some(&result)).assert_ok_silent();
     net.del(&ctr, None).assert_ok_silent();
 
@@ -426,7 +389,7 @@ fn del_variants(imp: Impl, version: &str, x: u8) {
     net.add_ok(&ctr);
     net.del(&ctr, None).assert_ok_silent();
     assert!(ctr.link(IFNAME).is_none(), "{IFNAME} still in the container after DEL without prevResult");
-    assert_eq!(node_state(&net.node), baseline, "DEL without prevResult left state behind");
+    assert_eq!(net.node.state(), baseline, "DEL without prevResult left state behind");
 
     // Without CNI_NETNS: the reservation is released; the pair goes with the namespace.
     let ctr = net.node.container("c");
@@ -437,9 +400,9 @@ fn del_variants(imp: Impl, version: &str, x: u8) {
     net.plugin.del_without_netns(&conf, ctr.name(), IFNAME).assert_ok_silent();
     drop(ctr);
     assert!(
-        eventually(|| node_state(&net.node) == baseline),
+        eventually(|| net.node.state() == baseline),
         "node state after DEL without netns and namespace removal: {:?}, expected {baseline:?}",
-        node_state(&net.node)
+        net.node.state()
     );
 
     // The namespace was deleted before DEL (CNI_NETNS names a path that is gone).
@@ -457,15 +420,15 @@ fn del_variants(imp: Impl, version: &str, x: u8) {
     net.plugin.invoke(&inv, &with_prev(&net.conf(), &result)).assert_ok_silent();
     net.plugin.invoke(&inv, &net.conf()).assert_ok_silent();
     assert!(
-        eventually(|| node_state(&net.node) == baseline),
+        eventually(|| net.node.state() == baseline),
         "node state after DEL of a deleted namespace: {:?}, expected {baseline:?}",
-        node_state(&net.node)
+        net.node.state()
     );
 
     // Never added.
     let ctr = net.node.container("e");
     net.del(&ctr, None).assert_ok_silent();
-    assert_eq!(node_state(&net.node), baseline);
+    assert_eq!(net.node.state(), baseline);
 }
 
 #[test]
@@ -492,18 +455,18 @@ fn rollback_when_ipam_is_exhausted(imp: Impl, ipam: Ipam, x: u8) {
     let net = net.with(|p| p.ipam(ipam).single_v4_range(&format!("198.18.{x}.0/30")));
     let first = net.node.container("a");
     let result = net.add_ok(&first);
-    let before = node_state(&net.node);
+    let before = net.node.state();
     assert_eq!(before.reservations.len(), 1, "one reservation: {before:?}");
 
     let second = net.node.container("b");
     let out = net.add(&second);
     out.assert_error();
-    assert_eq!(node_state(&net.node), before, "failed ADD left state on the node:\n{out}");
+    assert_eq!(net.node.state(), before, "failed ADD left state on the node:\n{out}");
     assert_eq!(second.link_names(), BTreeSet::from(["lo".to_string()]), "failed ADD left a link in the container");
     // The first container is unharmed.
     assert_traffic(&net, &first, &result);
     net.del(&second, None).assert_ok_silent();
-    assert_eq!(node_state(&net.node), before, "DEL after a failed ADD touched another container's state");
+    assert_eq!(net.node.state(), before, "DEL after a failed ADD touched another container's state");
     net.del(&first, Some(&result)).assert_ok_silent();
 }
 
@@ -529,7 +492,7 @@ fn rollback_when_ifname_exists(imp: Impl, ipam: Ipam, x: u8) {
         p.ranges[0] = vec![json!({"subnet": format!("198.18.{x}.0/30")})];
         p.ipam(ipam)
     });
-    let before = node_state(&net.node);
+    let before = net.node.state();
     let ctr = net.node.container("c");
     // A veth pair kept inside the container (the dummy driver may not be loaded on the machine).
     ctr.ip_ok(&["link", "add", IFNAME, "type", "veth", "peer", "name", "ttpeer"]);
@@ -545,7 +508,7 @@ fn rollback_when_ifname_exists(imp: Impl, ipam: Ipam, x: u8) {
     assert_eq!(ctr.global_addrs(IFNAME), vec![format!("198.18.{x}.250/32")], "the existing {IFNAME} changed:\n{out}");
     let expected: BTreeSet<String> = ["lo", IFNAME, "ttpeer"].iter().map(|s| s.to_string()).collect();
     assert_eq!(ctr.link_names(), expected, "failed ADD left links in the container:\n{out}");
-    assert_eq!(node_state(&net.node), before, "failed ADD left state on the node (reservation released?):\n{out}");
+    assert_eq!(net.node.state(), before, "failed ADD left state on the node (reservation released?):\n{out}");
 
     // With the name free again, ADD gets the one address: the failed ADD released it.
     ctr.ip_ok(&["link", "del", IFNAME]);
@@ -553,7 +516,7 @@ fn rollback_when_ifname_exists(imp: Impl, ipam: Ipam, x: u8) {
     assert!(result_addresses(&result).contains(&format!("198.18.{x}.2/30")), "retry after rollback: {result}");
     assert_traffic(&net, &ctr, &result);
     net.del(&ctr, Some(&result)).assert_ok_silent();
-    assert_eq!(node_state(&net.node), before);
+    assert_eq!(net.node.state(), before);
 }
 
 #[test]
@@ -686,7 +649,7 @@ fn gc_removes_only_stale_attachments() {
 fn sixty_four_containers_in_parallel() {
     let Some(net) = Net::new("par", Impl::Tether, "1.1.0", Family::Dual, 27) else { return };
     let net = net.with(|p| p.masq(true));
-    let baseline = node_state(&net.node);
+    let baseline = net.node.state();
     let ctrs: Vec<Netns> = (0..64).map(|i| net.node.container(&format!("p{i}"))).collect();
 
     let net = &net;
@@ -714,7 +677,7 @@ fn sixty_four_containers_in_parallel() {
             h.join().unwrap().assert_ok_silent();
         }
     });
-    assert_eq!(node_state(&net.node), baseline, "state left after 64 DELs");
+    assert_eq!(net.node.state(), baseline, "state left after 64 DELs");
     for c in &ctrs {
         assert!(c.link(IFNAME).is_none(), "{IFNAME} left in {}", c.name());
     }
@@ -740,7 +703,7 @@ fn cnitool_flow(imp: Impl, ipam: Ipam, x: u8) {
         }
     }
     let tool = tether_tests::cnitool::Cnitool::new(tool_path, &net.node.ns, &conflist);
-    let baseline = node_state(&net.node);
+    let baseline = net.node.state();
     let ctr = net.node.container("c");
 
     let result = tool.add(&ctr, IFNAME);
@@ -773,7 +736,7 @@ fn cnitool_flow(imp: Impl, ipam: Ipam, x: u8) {
 
     tool.run("del", &ctr, IFNAME).assert_success();
     assert!(ctr.link(IFNAME).is_none(), "{IFNAME} left after cnitool del");
-    assert_eq!(node_state(&net.node), baseline, "state left on the node after cnitool del");
+    assert_eq!(net.node.state(), baseline, "state left on the node after cnitool del");
     for a in result_addresses(&result) {
         assert!(!nft_mentions(&net.node, addr_of(&a)), "{a} left in nftables after cnitool del");
     }
