@@ -8,8 +8,8 @@ TEST_PACKAGES=(
   containernetworking-plugins
   # cnitool from Debian's source package (scripts/build-cnitool)
   golang-go golang-github-appc-cni-dev dpkg-dev xz-utils patch
-  # native build dependencies (the nft crate may link libnftnl)
-  gcc libc6-dev pkg-config libnftnl-dev libmnl-dev
+  # the C toolchain and static libc that Rust links with (release builds are static: libc6-dev's libc.a)
+  gcc libc6-dev
   # benchmarks
   time hyperfine
 )
