@@ -6,6 +6,17 @@ use crate::netlink::Netlink;
 use std::future::Future;
 use std::process::Command;
 
+/// A second new network namespace (a "container"), held open by the returned file only: made on
+/// a throwaway thread, so no test thread ever leaves its own namespace.
+pub fn new_netns() -> crate::netns::Netns {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        crate::netns::Netns::current().unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
 /// True when root tests can run; otherwise prints SKIPPED, or panics when `CI` is set.
 pub fn can_run(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {

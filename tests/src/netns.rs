@@ -151,31 +151,13 @@ impl Netns {
     /// Addresses on `ifname` as `addr/prefix`, scope global only (no link-local).
     #[track_caller]
     pub fn global_addrs(&self, ifname: &str) -> Vec<String> {
-        let doc = self.ip_json(&["addr", "show", "dev", ifname]);
-        let mut out = Vec::new();
-        for link in doc.as_array().into_iter().flatten() {
-            for a in link["addr_info"].as_array().into_iter().flatten() {
-                if a["scope"] == "global" {
-                    out.push(format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]));
-                }
-            }
-        }
-        out
+        global_addrs_of(&self.ip_json(&["addr", "show", "dev", ifname]))
     }
 
     /// Every global address in the namespace, as `addr/prefix`.
     #[track_caller]
     pub fn all_global_addrs(&self) -> Vec<String> {
-        let doc = self.ip_json(&["addr", "show"]);
-        let mut out = Vec::new();
-        for link in doc.as_array().into_iter().flatten() {
-            for a in link["addr_info"].as_array().into_iter().flatten() {
-                if a["scope"] == "global" {
-                    out.push(format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]));
-                }
-            }
-        }
-        out
+        global_addrs_of(&self.ip_json(&["addr", "show"]))
     }
 
     /// Routes of one family (`4` or `6`) in the main table, as JSON objects.
@@ -414,4 +396,17 @@ impl Node {
             reservations: self.reservations(),
         }
     }
+}
+
+/// The scope-global addresses of an `ip -j addr show` document, as `addr/prefix`.
+fn global_addrs_of(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for link in doc.as_array().into_iter().flatten() {
+        for a in link["addr_info"].as_array().into_iter().flatten() {
+            if a["scope"] == "global" {
+                out.push(format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]));
+            }
+        }
+    }
+    out
 }

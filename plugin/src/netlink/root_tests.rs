@@ -10,20 +10,10 @@ use super::link::VethSpec;
 use super::route::{scope, RouteSpec};
 use super::Netlink;
 use crate::netns::{self, Netns};
-use crate::testns::{in_new_netns, json, tool};
+use crate::testns::{in_new_netns, json, new_netns, tool};
 use ipnet::IpNet;
 use nix::errno::Errno;
 use serde_json::Value;
-
-/// A new network namespace, held open by the returned file only.
-fn new_netns() -> Netns {
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        Netns::current().unwrap()
-    })
-    .join()
-    .unwrap()
-}
 
 /// A netlink connection inside `ns`, opened as the plugin opens it (switched for the
 /// synchronous connect only).

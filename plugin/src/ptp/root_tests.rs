@@ -7,7 +7,7 @@ use crate::attach::{Attachment, Undo};
 use crate::config::tests::request;
 use crate::config::PluginConf;
 use crate::netns::{self, Netns};
-use crate::testns::{can_run, tool};
+use crate::testns::{can_run, new_netns, tool};
 use crate::veth;
 use conf::{IpConfig, NetResult, Route};
 use serde_json::json;
@@ -29,16 +29,6 @@ fn in_new_node<T: Send>(test: &str, f: impl FnOnce() -> T + Send) -> Option<T> {
         .unwrap()
     });
     Some(out)
-}
-
-/// A new network namespace, held open by the returned file only.
-fn new_netns() -> Netns {
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        Netns::current().unwrap()
-    })
-    .join()
-    .unwrap()
 }
 
 /// One ping with a one-second deadline from the calling thread's namespace.
