@@ -795,3 +795,44 @@ fn the_scenario_reachability_matrix() {
     plugin.del(&with_prev(&isolated, &r2), &c2, IFNAME).assert_ok_silent();
     plugin.del(&with_prev(&isolated, &r3), &c3, IFNAME).assert_ok_silent();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The isolated network of the scenario, driven by a real runtime client: cnitool (libcni).
+
+#[test]
+fn cnitool_adds_checks_and_deletes_two_containers_on_the_isolated_bridge() {
+    if !require_root() || !require_tool("ping") {
+        return;
+    }
+    let Some(tool_path) = tether_tests::cnitool::require_cnitool() else { return };
+    let node = Node::new("bridgetool");
+    let path = tether_tests::bins::repo_root().join("examples").join("20-isolated.conflist");
+    let mut conflist: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Debian's cnitool (libcni 1.1.2) speaks up to 1.0.0.
+    conflist["cniVersion"] = json!("1.0.0");
+    conflist["plugins"][0]["ipam"]["dataDir"] = json!(node.data_dir().display().to_string());
+    let tool = tether_tests::cnitool::Cnitool::new(tool_path, &node.ns, &conflist);
+    let (a, b) = (node.container("tool-a"), node.container("tool-b"));
+
+    let ra = tool.add(&a, IFNAME);
+    let rb = tool.add(&b, IFNAME);
+    for r in [&ra, &rb] {
+        assert_eq!(r["cniVersion"], "1.0.0", "{r}");
+        assert_eq!(r["interfaces"].as_array().map(Vec::len), Some(3), "bridge, node end, container: {r}");
+    }
+    for v6 in [false, true] {
+        let target = first_addr(&rb, v6);
+        assert!(a.ping(&target), "container a cannot reach b at {target} on the isolated bridge");
+    }
+    assert!(node.route_get(&first_addr(&ra, false)).is_none(), "the node routes to the sealed segment");
+    tool.run("check", &a, IFNAME).assert_success();
+    tool.run("check", &b, IFNAME).assert_success();
+
+    tool.run("del", &a, IFNAME).assert_success();
+    tool.run("del", &b, IFNAME).assert_success();
+    assert!(a.link(IFNAME).is_none() && b.link(IFNAME).is_none(), "eth0 left after cnitool del");
+    assert!(node.reservations().is_empty(), "reservations left: {:?}", node.reservations());
+    let links = node.link_names();
+    assert!(links.iter().all(|l| !l.starts_with("veth")), "node ends left: {links:?}");
+    tool.run("del", &a, IFNAME).assert_success();
+}
