@@ -16,26 +16,32 @@ use conf::{CniError, CniResult, Command, ErrorCode, Request};
 
 /// DEL for every mode.
 ///
-/// The links and the rest (nftables state, the reservation) are removed concurrently: both
-/// deleting a veth and committing an nftables deletion wait in the kernel for an RCU grace
-/// period (~10-15 ms each here; `strace` shows the time in the netlink ack and in `close` of
-/// the nfnetlink socket), and the two waits overlap instead of adding up. The helper thread
-/// is spawned by the main thread while it is in the node's namespace, so it acts on the node.
+/// The links and the nftables state are removed concurrently: both deleting a veth and
+/// committing an nftables deletion wait in the kernel for an RCU grace period (~10-15 ms each
+/// here; `strace` shows the time in the netlink ack and in `close` of the nfnetlink socket), and
+/// the two waits overlap instead of adding up. The helper thread is spawned by the main thread
+/// while it is in the node's namespace, so it acts on the node. The reservation is released
+/// last: until the node end and its `/32` route are gone, handing the address to another
+/// container would make that container's ADD collide with the old route.
 pub fn del(request: &Request) -> CniResult<()> {
     let (links, mut errors) = std::thread::scope(|scope| {
-        let rest = scope.spawn(|| release_state(request));
+        let nft_state = scope.spawn(|| remove_nft_state(request));
         let links = remove_links(request);
-        let errors = rest.join().unwrap_or_else(|_| vec![CniError::new(ErrorCode::Internal, "DEL helper thread died")]);
+        let errors =
+            nft_state.join().unwrap_or_else(|_| vec![CniError::new(ErrorCode::Internal, "DEL helper thread died")]);
         (links, errors)
     });
     if let Err(e) = links {
         errors.insert(0, e);
     }
+    if let Err(e) = Ipam::of(request).run(request, Command::Del) {
+        errors.push(e);
+    }
     runtime::combine(errors)
 }
 
-/// Masquerade and spoof-check state and the IPAM reservation, all by key; every step runs.
-fn release_state(request: &Request) -> Vec<CniError> {
+/// Masquerade and spoof-check state, by key; every step runs.
+fn remove_nft_state(request: &Request) -> Vec<CniError> {
     let inv = &request.invocation;
     let mut errors = Vec::new();
     if let Err(e) = masq::del(&request.config.name, &inv.container_id, &inv.ifname) {
@@ -45,9 +51,6 @@ fn release_state(request: &Request) -> Vec<CniError> {
         if let Err(e) = spoofchk::del(&request.config.name, &inv.container_id, &inv.ifname) {
             errors.push(e.context("remove spoof-check state"));
         }
-    }
-    if let Err(e) = Ipam::of(request).run(request, Command::Del) {
-        errors.push(e);
     }
     errors
 }
