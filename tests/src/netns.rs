@@ -160,6 +160,19 @@ impl Netns {
         global_addrs_of(&self.ip_json(&["addr", "show"]))
     }
 
+    /// Every IPv6 link-local address in the namespace (without prefix).
+    #[track_caller]
+    pub fn link_local_addrs(&self) -> Vec<String> {
+        let doc = self.ip_json(&["-6", "addr", "show"]);
+        doc.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["scope"] == "link")
+            .filter_map(|a| a["local"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Routes of one family (`4` or `6`) in the main table, as JSON objects.
     #[track_caller]
     pub fn routes(&self, family: u8) -> Vec<Value> {

@@ -119,18 +119,6 @@ fn first_addr(result: &Value, v6: bool) -> String {
     result_addresses(result).into_iter().find(|a| a.contains(':') == v6).map(|a| addr_of(&a).to_string()).unwrap()
 }
 
-/// Every IPv6 link-local address of the node.
-fn node_link_locals(node: &Netns) -> Vec<String> {
-    let doc = node.ip_json(&["-6", "addr", "show"]);
-    doc.as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["scope"] == "link")
-        .filter_map(|a| a["local"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// A link-local ping through `eth0` (the harness's `ping` only takes test addresses).
 fn ping_link_local(from: &Netns, ll: &str) -> bool {
     assert!(ll.starts_with("fe80:"), "{ll}");
@@ -280,7 +268,7 @@ fn sealed_bridge_keeps_its_containers_to_themselves() {
         assert!(infos.is_empty(), "{dev} carries addresses: {addrs}");
         assert_eq!(net.node.link(&dev).unwrap()["inet6_addr_gen_mode"], "none", "{dev}");
     }
-    let lls = node_link_locals(&net.node);
+    let lls = net.node.link_local_addrs();
     for ll in &lls {
         assert!(!ping_link_local(&a, ll), "container reaches the node's link-local {ll}");
     }
@@ -309,7 +297,7 @@ fn reference_sealed_bridge_leaves_a_link_local_address() {
     let br = net.bridge();
     let has_ll = || net.node.ip_json(&["-6", "addr", "show", "dev", &br]).to_string().contains("fe80");
     assert!(eventually(has_ll), "the reference bridge has no link-local address");
-    let reached = eventually(|| node_link_locals(&net.node).iter().any(|ll| ping_link_local(&a, ll)));
+    let reached = eventually(|| net.node.link_local_addrs().iter().any(|ll| ping_link_local(&a, ll)));
     assert!(reached, "with the reference, a container reaches the node's link-local address");
     net.del(&a, Some(&ra)).assert_ok_silent();
 }
@@ -788,7 +776,7 @@ fn the_scenario_reachability_matrix() {
     }
     let d = c1.route_get("198.18.254.254").unwrap();
     assert_eq!(d["gateway"], "198.18.10.1", "cont1's default route goes through the node: {d}");
-    for ll in node_link_locals(&node) {
+    for ll in node.link_local_addrs() {
         assert!(!ping_link_local(&c2, &ll) && !ping_link_local(&c3, &ll), "a sealed container reaches {ll}");
     }
     plugin.del(&with_prev(&routed, &r1), &c1, IFNAME).assert_ok_silent();
