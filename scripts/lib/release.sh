@@ -11,12 +11,18 @@
 # RSS of a ptp ADD 2.47 MB against 1.63 MB, at the same ADD and DEL latency (README,
 # Performance). The flags go to the target only (hence --target), so proc-macros still build
 # for the host.
+#
+# Without the musl target (no rustup, or it cannot download), the build falls back to static
+# glibc, with a warning: the same code, about 0.8 MB more resident per invocation.
 build_release() {
   local target
   target="$(uname -m)-unknown-linux-musl"
-  if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$target"; then
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "== adding the Rust target $target (rustup target add)" >&2
-    rustup target add "$target" >&2
+    if ! rustup target add "$target" >&2; then
+      target="$(uname -m)-unknown-linux-gnu"
+      echo "!! the musl target is not available: building static glibc executables ($target) instead" >&2
+    fi
   fi
   RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static ${RUSTFLAGS:-}" \
     cargo build --release --quiet --target "$target" --bins -p tether -p tether-ipam >&2
