@@ -39,10 +39,17 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// write is harmless: index files (the index's seal is broken before they are rewritten and only
 /// restored afterwards) and `last_reserved_ip.*` (a hint; unreadable means "start at the range
 /// start").
+///
+/// The file is truncated only when it was longer: a truncate is one more journalled inode update
+/// (and, when it frees blocks, a discard on file systems mounted with `discard`), while a
+/// rewrite of equal or greater length changes nothing but the bytes.
 pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
     f.write_all_at(bytes, 0)?;
-    f.set_len(bytes.len() as u64)
+    if f.metadata()?.len() > bytes.len() as u64 {
+        f.set_len(bytes.len() as u64)?;
+    }
+    Ok(())
 }
 
 /// Read a small file into `buf` without the size probe `fs::read` makes.

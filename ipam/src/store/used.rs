@@ -6,8 +6,10 @@
 //! host-local never mistakes it for a reservation) and 8,192 bytes of bits, bit `n % 8` of byte
 //! `n / 8` for the n-th address; a bare header means "all free", and so does a missing chunk,
 //! so an IPv6 /64 costs nothing. A chunk file is created for the first reservation in its span
-//! and, once empty, shrinks back to its header rather than disappearing (so a store that goes
-//! empty and back creates no file); a full scan drops the empty ones. There are thus never more
+//! and then only the bytes that change are rewritten, in place: once empty it keeps its size
+//! with every bit clear, so a store that goes empty and back neither creates a file nor frees
+//! and reallocates blocks (each free is a journalled change, and a discard on file systems
+//! mounted with `discard`); a full scan drops the empty ones. There are thus never more
 //! chunk files than reservations made since the last scan. The bitmaps are a hint: the O_EXCL link decides, and a bit found
 //! wrong is corrected and makes the store rebuild its index next time.
 
@@ -55,11 +57,22 @@ enum Bits {
     Unknown,
 }
 
+/// What the chunk's file holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum File {
+    Missing,
+    /// A bare header (all free).
+    Header,
+    /// Header and all the bits.
+    Full,
+}
+
 #[derive(Debug)]
 struct Chunk {
     bits: Bits,
-    on_disk: bool,
-    dirty: bool,
+    file: File,
+    /// The bytes of `bits` changed since loaded: first and last index.
+    dirty: Option<(usize, usize)>,
 }
 
 /// Loaded chunks, written back by [`Used::flush`].
@@ -95,14 +108,14 @@ impl Used {
     fn chunk(&mut self, key: Key) -> io::Result<&mut Chunk> {
         if !self.chunks.contains_key(&key) {
             let chunk = match files::read_opt(&self.meta.join(file_name(key)))? {
-                None => Chunk { bits: Bits::Absent, on_disk: false, dirty: false },
-                Some(b) if b == HEADER => Chunk { bits: Bits::Absent, on_disk: true, dirty: false },
+                None => Chunk { bits: Bits::Absent, file: File::Missing, dirty: None },
+                Some(b) if b == HEADER => Chunk { bits: Bits::Absent, file: File::Header, dirty: None },
                 Some(b) if b.len() == HEADER.len() + BYTES && b.starts_with(HEADER) => {
-                    Chunk { bits: Bits::Present(b[HEADER.len()..].to_vec()), on_disk: true, dirty: false }
+                    Chunk { bits: Bits::Present(b[HEADER.len()..].to_vec()), file: File::Full, dirty: None }
                 }
                 Some(_) => {
                     self.damaged = true;
-                    Chunk { bits: Bits::Unknown, on_disk: true, dirty: false }
+                    Chunk { bits: Bits::Unknown, file: File::Full, dirty: None }
                 }
             };
             self.chunks.insert(key, chunk);
@@ -130,10 +143,12 @@ impl Used {
             chunk.bits = Bits::Present(vec![0; BYTES]);
         }
         if let Bits::Present(bits) = &mut chunk.bits {
-            let mask = 1u8 << (bit % 8);
-            let before = bits[bit / 8];
-            bits[bit / 8] = if on { before | mask } else { before & !mask };
-            chunk.dirty |= bits[bit / 8] != before;
+            let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
+            let before = bits[byte];
+            bits[byte] = if on { before | mask } else { before & !mask };
+            if bits[byte] != before {
+                chunk.dirty = Some(chunk.dirty.map_or((byte, byte), |(lo, hi)| (lo.min(byte), hi.max(byte))));
+            }
         }
         Ok(())
     }
@@ -166,23 +181,22 @@ impl Used {
         self.chunks.clear();
     }
 
-    /// Write changed chunks back, in place; a chunk with no bit left shrinks to its header.
+    /// Write changed chunks back in place: only the changed bytes of a full file, the whole
+    /// chunk otherwise (none at all when a chunk without a file ends up empty).
     pub fn flush(&mut self) -> io::Result<()> {
-        for (key, chunk) in self.chunks.iter_mut().filter(|(_, c)| c.dirty) {
-            let Bits::Present(bits) = &chunk.bits else { continue };
-            let path = self.meta.join(file_name(*key));
-            if bits.iter().all(|b| *b == 0) {
-                // kept as a bare header ("all free"): the next reservation here needs no new file
-                if chunk.on_disk {
-                    std::fs::OpenOptions::new().write(true).open(&path)?.set_len(HEADER.len() as u64)?;
-                }
-            } else if chunk.on_disk {
-                std::fs::OpenOptions::new().write(true).open(&path)?.write_all_at(bits, HEADER.len() as u64)?;
+        for (key, chunk) in self.chunks.iter_mut() {
+            let (Some((lo, hi)), Bits::Present(bits)) = (chunk.dirty, &chunk.bits) else { continue };
+            if chunk.file == File::Missing && bits.iter().all(|b| *b == 0) {
+                // set and cleared again: a missing file already says "all free"
+            } else if chunk.file == File::Full {
+                let path = self.meta.join(file_name(*key));
+                let file = std::fs::OpenOptions::new().write(true).open(path)?;
+                file.write_all_at(&bits[lo..=hi], (HEADER.len() + lo) as u64)?;
             } else {
                 write_chunk(&self.meta, *key, bits)?;
-                chunk.on_disk = true;
+                chunk.file = File::Full;
             }
-            chunk.dirty = false;
+            chunk.dirty = None;
         }
         Ok(())
     }
@@ -258,19 +272,30 @@ mod tests {
         let mut v6 = Used::new(&dir);
         let (lo, hi) = (ip("fd7e:7e7e::1"), ip("fd7e:7e7e::ffff:ffff:ffff:ffff"));
         assert_eq!(v6.next_clear(lo, hi).unwrap(), Some(lo));
-        // emptied chunks shrink to their header and still read as "all free"; damaged ones become unknown
+        // emptied chunks keep their size, every bit clear, and read as "all free"
         let mut u = Used::new(&dir);
         u.set(ip("198.18.255.255"), false).unwrap();
         for i in 2..=8 {
             u.set(ip(&format!("198.18.0.{i}")), false).unwrap();
         }
         u.flush().unwrap();
-        assert_eq!(std::fs::metadata(dir.join("u4-c612")).unwrap().len(), HEADER.len() as u64);
+        let emptied = std::fs::read(dir.join("u4-c612")).unwrap();
+        assert_eq!(emptied.len(), HEADER.len() + BYTES);
+        assert!(emptied.starts_with(HEADER) && emptied[HEADER.len()..].iter().all(|b| *b == 0));
         assert_eq!(Used::new(&dir).next_clear(ip("198.18.0.2"), ip("198.18.0.9")).unwrap(), Some(ip("198.18.0.2")));
         let mut refill = Used::new(&dir);
         refill.set(ip("198.18.0.7"), true).unwrap();
         refill.flush().unwrap();
         assert!(Used::new(&dir).is_set(ip("198.18.0.7")).unwrap());
+        // a bare header (as a scan leaves an empty chunk) is "all free" and grows to a full chunk
+        std::fs::write(dir.join("u4-c613"), HEADER).unwrap();
+        let mut bare = Used::new(&dir);
+        assert_eq!(bare.next_clear(ip("198.19.0.0"), ip("198.19.0.9")).unwrap(), Some(ip("198.19.0.0")));
+        bare.set(ip("198.19.1.1"), true).unwrap();
+        bare.flush().unwrap();
+        assert_eq!(std::fs::metadata(dir.join("u4-c613")).unwrap().len(), (HEADER.len() + BYTES) as u64);
+        assert!(Used::new(&dir).is_set(ip("198.19.1.1")).unwrap());
+        std::fs::remove_file(dir.join("u4-c613")).unwrap();
         // set and cleared again before a flush: nothing to write, no file created
         let mut transient = Used::new(&dir);
         transient.set(ip("198.18.200.1"), true).unwrap();
@@ -279,6 +304,7 @@ mod tests {
         transient.set(ip("fd7e:7e7e:9::1"), false).unwrap();
         transient.flush().unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // damaged ones become unknown
         std::fs::write(dir.join("u4-c612"), b"junk").unwrap();
         let mut d = Used::new(&dir);
         assert_eq!(d.next_clear(ip("198.18.0.2"), ip("198.18.0.9")).unwrap(), Some(ip("198.18.0.2")));
