@@ -2,9 +2,10 @@
 //! cost the same whatever the number of reservations.
 //!
 //! Truth: the reservation files, exactly as host-local writes them. A reservation is created
-//! whole: its content goes to `.tether/tmp-res`, which is then hard-linked to `<dir>/<ip>`; the
-//! link fails when the name exists (O_EXCL semantics), and a crash at any point leaves either no
-//! reservation or a complete one. `last_reserved_ip.<n>` is overwritten in place, as host-local
+//! whole: its content goes to a private file in `.tether/` (a spare one, see [`super::spare`], or
+//! a new `tmp-res`), which is then hard-linked to `<dir>/<ip>`; the link fails when the name
+//! exists (O_EXCL semantics), and a crash at any point leaves either no reservation or a
+//! complete one. A released reservation is moved to a spare slot rather than unlinked. `last_reserved_ip.<n>` is overwritten in place, as host-local
 //! does: it is only a hint where to search next, so a torn write costs nothing but a search from
 //! the range start, and it saves a file creation and a rename per ADD. The `lock` file
 //! is `flock`ed (exclusively) from [`DiskStore::open`] until the store is dropped, so a whole
@@ -16,11 +17,13 @@
 //! died halfway, or this is a store host-local made) it is rebuilt by one full scan. Owner
 //! entries are verified against their files before use; a mismatch forces a rebuild.
 //! host-local walks `.tether/` too (its walk is recursive) but only deletes or reports files
-//! whose content equals a container ID, which none of ours ever does.
+//! whose content equals a container ID: never an index file; a spare it may delete, which is
+//! harmless (see [`super::spare`]).
 
 use super::files::{self, io_error};
 use super::owners::Owners;
 use super::scan::{self, Scan};
+use super::spare;
 use super::stamp::{self, Stamp};
 use super::used::Used;
 use super::{FileOwner, Owner, Store};
@@ -163,7 +166,7 @@ impl DiskStore {
         for ip in &ips {
             let path = self.dir.join(ip.to_string());
             self.changed = true;
-            match files::remove_opt(&path) {
+            match spare::retire(&self.meta, &path) {
                 Ok(_) => self.forget(*ip, owner.id),
                 Err(e) => failed.push(format!("{}: {e}", path.display())),
             }
@@ -181,6 +184,18 @@ impl DiskStore {
             Ok(content) => check(&FileOwner::parse(&content)),
             Err(_) => false,
         }
+    }
+
+    /// A private file holding `content`, to be linked into place: a spare when there is one.
+    fn private_copy(&self, content: &[u8]) -> io::Result<PathBuf> {
+        match spare::fill(&self.meta, content) {
+            Ok(Some(spare)) => return Ok(spare),
+            Ok(None) => {}
+            Err(e) => log::debug!("reuse a spare in {}: {e}", self.meta.display()),
+        }
+        let tmp = self.meta.join("tmp-res");
+        files::write_new(&tmp, content)?;
+        Ok(tmp)
     }
 
     fn note(&mut self, what: &str, result: io::Result<()>) {
@@ -223,10 +238,10 @@ impl Store for DiskStore {
     fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<bool> {
         self.ensure_index()?;
         let path = self.dir.join(ip.to_string());
-        let tmp = self.meta.join("tmp-res");
         self.changed = true;
-        files::write_new(&tmp, owner.file_content().as_bytes())
-            .map_err(|e| io_error(format!("write {}", tmp.display()), &e))?;
+        let tmp = self
+            .private_copy(owner.file_content().as_bytes())
+            .map_err(|e| io_error(format!("write a reservation in {}", self.meta.display()), &e))?;
         let linked = fs::hard_link(&tmp, &path);
         if let Err(e) = fs::remove_file(&tmp) {
             log::warn!("remove {}: {e}", tmp.display());
@@ -252,7 +267,7 @@ impl Store for DiskStore {
     fn release(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<()> {
         let path = self.dir.join(ip.to_string());
         self.changed = true;
-        files::remove_opt(&path).map_err(|e| io_error(format!("release {}", path.display()), &e))?;
+        spare::retire(&self.meta, &path).map_err(|e| io_error(format!("release {}", path.display()), &e))?;
         self.forget(ip, owner.id);
         Ok(())
     }

@@ -182,6 +182,36 @@ fn legacy_id_only_files_are_found_and_released() {
 }
 
 #[test]
+fn released_files_are_reused_not_recreated() {
+    let t = TempDir::new("spare");
+    let subnets = ["198.18.0.0/24", "fd7e:7e7e::/64"];
+    let first = add(&t, &subnets, "a-long-container-id");
+    let inodes: Vec<u64> = first.iter().map(|ip| fs::metadata(t.net().join(ip.to_string())).unwrap().ino()).collect();
+    assert_eq!(del(&t, "a-long-container-id"), first);
+    // two reservations and the owner bucket they emptied
+    let spares = || ["spare-0", "spare-1", "spare-2", "spare-3"].map(|n| t.net().join(".tether").join(n).exists());
+    assert_eq!(spares(), [true, true, true, false], "released files wait in .tether");
+    assert_ne!(super::super::owners::bucket_of("a-long-container-id"), super::super::owners::bucket_of("b"));
+    let second = add(&t, &subnets, "b");
+    assert_eq!(spares(), [false; 4], "and become the next reservations and the new owner bucket");
+    assert_eq!(second, [ip("198.18.0.3"), ip("fd7e:7e7e::3")]);
+    let mut reused: Vec<u64> =
+        second.iter().map(|ip| fs::metadata(t.net().join(ip.to_string())).unwrap().ino()).collect();
+    reused.sort_unstable();
+    let mut expected = inodes;
+    expected.sort_unstable();
+    assert_eq!(reused, expected, "both reservations live in the released files' inodes");
+    for ip in &second {
+        let path = t.net().join(ip.to_string());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "b\r\neth0");
+        let m = fs::metadata(&path).unwrap();
+        assert_eq!((m.nlink(), m.permissions().mode() & 0o777), (1, 0o600));
+    }
+    assert_eq!(held(&t, "b"), second);
+    assert!(held(&t, "a-long-container-id").is_empty());
+}
+
+#[test]
 fn leftovers_of_a_crash_do_no_harm() {
     let t = TempDir::new("crash");
     add(&t, &["198.18.0.0/24"], "a"); // .2

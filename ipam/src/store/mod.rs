@@ -12,6 +12,7 @@ mod files;
 pub mod mem;
 mod owners;
 mod scan;
+mod spare;
 mod stamp;
 mod used;
 

@@ -5,12 +5,13 @@
 //! reservation of the containers hashing there: `<ip> <containerID> <ifname>`, or
 //! `<ip> <containerID>` for a legacy ID-only file. IDs and interface names never contain
 //! whitespace (conf validates ours; files whose owners do not parse that way are not indexed, as
-//! no request can match them). A missing bucket, or a bare header, is an empty bucket. Every bucket starts with a
+//! no request can match them). A missing bucket, or a bare header, is an empty bucket; a bucket
+//! that becomes empty is retired as a spare file (see [`super::spare`]). Every bucket starts with a
 //! header line containing spaces, so host-local, which reads every file under the network
 //! directory and compares it with `<id>\r\n<ifname>` or `<id>`, never takes one for a
 //! reservation. The index is only a cache: callers verify every address against its file.
 
-use super::files;
+use super::{files, spare};
 use super::{FileOwner, Owner};
 use std::collections::HashMap;
 use std::io;
@@ -89,6 +90,8 @@ pub fn header() -> &'static str {
 struct Bucket {
     entries: Vec<Entry>,
     dirty: bool,
+    /// Whether its file exists.
+    on_disk: bool,
 }
 
 /// Loaded buckets, written back by [`Owners::flush`].
@@ -114,6 +117,7 @@ impl Owners {
             let path = self.meta.join(file_name(no));
             let mut bucket = Bucket::default();
             if let Some(bytes) = files::read_opt(&path)? {
+                bucket.on_disk = true;
                 let text = std::str::from_utf8(&bytes).map_err(|_| damaged(&path))?;
                 let body = text.strip_prefix(HEADER).ok_or_else(|| damaged(&path))?;
                 for line in body.lines() {
@@ -158,14 +162,25 @@ impl Owners {
         self.buckets.clear();
     }
 
-    /// Write changed buckets back in place (see [`files::overwrite`]); an empty one keeps its
-    /// header, so a store that empties and fills again creates no file.
+    /// Write changed buckets back: in place (see [`files::overwrite`]), a new one from a spare
+    /// file, an empty one retired as a spare.
     pub fn flush(&mut self) -> io::Result<()> {
         for (no, bucket) in self.buckets.iter_mut().filter(|(_, b)| b.dirty) {
             let path = self.meta.join(file_name(*no));
-            let mut text = String::from(HEADER);
-            bucket.entries.iter().for_each(|e| text.push_str(&e.line()));
-            files::overwrite(&path, text.as_bytes())?;
+            if bucket.entries.is_empty() {
+                if bucket.on_disk {
+                    spare::retire(&self.meta, &path)?;
+                }
+            } else {
+                let mut text = String::from(HEADER);
+                bucket.entries.iter().for_each(|e| text.push_str(&e.line()));
+                if bucket.on_disk {
+                    files::overwrite(&path, text.as_bytes())?;
+                } else {
+                    spare::place(&self.meta, &path, text.as_bytes())?;
+                }
+            }
+            bucket.on_disk = !bucket.entries.is_empty();
             bucket.dirty = false;
         }
         Ok(())
