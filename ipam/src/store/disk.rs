@@ -2,10 +2,11 @@
 //! cost the same whatever the number of reservations.
 //!
 //! Truth: the reservation files, exactly as host-local writes them. A reservation is created
-//! whole: its content goes to a private file in `.tether/` (a spare one, see [`super::spare`], or
-//! a new `tmp-res`), which is then hard-linked to `<dir>/<ip>`; the link fails when the name
-//! exists (O_EXCL semantics), and a crash at any point leaves either no reservation or a
-//! complete one. A released reservation is moved to a spare slot rather than unlinked. `last_reserved_ip.<n>` is overwritten in place, as host-local
+//! whole: its content goes to a private file in `.tether/` (a reused spare, see
+//! [`super::spare`], or a new `tmp-res`), which is then hard-linked to `<dir>/<ip>`; the link
+//! fails when the name exists (O_EXCL semantics), and a crash at any point leaves either no
+//! reservation or a complete one. A released reservation is moved to a spare slot rather than
+//! unlinked. `last_reserved_ip.<n>` is overwritten in place, as host-local
 //! does: it is only a hint where to search next, so a torn write costs nothing but a search from
 //! the range start, and it saves a file creation and a rename per ADD. The `lock` file
 //! is `flock`ed (exclusively) from [`DiskStore::open`] until the store is dropped, so a whole
@@ -17,8 +18,8 @@
 //! died halfway, or this is a store host-local made) it is rebuilt by one full scan. Owner
 //! entries are verified against their files before use; a mismatch forces a rebuild.
 //! host-local walks `.tether/` too (its walk is recursive) but only deletes or reports files
-//! whose content equals a container ID: never an index file; a spare it may delete, which is
-//! harmless (see [`super::spare`]).
+//! whose content equals a container ID, which none of ours ever does (index files start with a
+//! header containing spaces; a waiting spare holds a marker, see [`super::spare`]).
 
 use super::files::{self, io_error};
 use super::owners::Owners;
@@ -186,18 +187,6 @@ impl DiskStore {
         }
     }
 
-    /// A private file holding `content`, to be linked into place: a spare when there is one.
-    fn private_copy(&self, content: &[u8]) -> io::Result<PathBuf> {
-        match spare::fill(&self.meta, content) {
-            Ok(Some(spare)) => return Ok(spare),
-            Ok(None) => {}
-            Err(e) => log::debug!("reuse a spare in {}: {e}", self.meta.display()),
-        }
-        let tmp = self.meta.join("tmp-res");
-        files::write_new(&tmp, content)?;
-        Ok(tmp)
-    }
-
     fn note(&mut self, what: &str, result: io::Result<()>) {
         if let Err(e) = result {
             log::warn!("index of {}: {what}: {e}; it will be rebuilt", self.dir.display());
@@ -239,8 +228,7 @@ impl Store for DiskStore {
         self.ensure_index()?;
         let path = self.dir.join(ip.to_string());
         self.changed = true;
-        let tmp = self
-            .private_copy(owner.file_content().as_bytes())
+        let tmp = spare::draft(&self.meta, owner.file_content().as_bytes())
             .map_err(|e| io_error(format!("write a reservation in {}", self.meta.display()), &e))?;
         let linked = fs::hard_link(&tmp, &path);
         if let Err(e) = fs::remove_file(&tmp) {

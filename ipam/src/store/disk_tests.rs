@@ -185,8 +185,16 @@ fn legacy_id_only_files_are_found_and_released() {
 fn released_files_are_reused_not_recreated() {
     let t = TempDir::new("spare");
     let subnets = ["198.18.0.0/24", "fd7e:7e7e::/64"];
+    let bucket = |id: &str| format!(".tether/{}", super::super::owners::file_name(super::super::owners::bucket_of(id)));
+    let inodes_of = |names: Vec<String>| {
+        let mut inodes: Vec<u64> = names.iter().map(|n| fs::metadata(t.net().join(n)).unwrap().ino()).collect();
+        inodes.sort_unstable();
+        inodes
+    };
     let first = add(&t, &subnets, "a-long-container-id");
-    let inodes: Vec<u64> = first.iter().map(|ip| fs::metadata(t.net().join(ip.to_string())).unwrap().ino()).collect();
+    let mut names: Vec<String> = first.iter().map(IpAddr::to_string).collect();
+    names.push(bucket("a-long-container-id"));
+    let inodes = inodes_of(names);
     assert_eq!(del(&t, "a-long-container-id"), first);
     // two reservations and the owner bucket they emptied
     let spares = || ["spare-0", "spare-1", "spare-2", "spare-3"].map(|n| t.net().join(".tether").join(n).exists());
@@ -195,12 +203,9 @@ fn released_files_are_reused_not_recreated() {
     let second = add(&t, &subnets, "b");
     assert_eq!(spares(), [false; 4], "and become the next reservations and the new owner bucket");
     assert_eq!(second, [ip("198.18.0.3"), ip("fd7e:7e7e::3")]);
-    let mut reused: Vec<u64> =
-        second.iter().map(|ip| fs::metadata(t.net().join(ip.to_string())).unwrap().ino()).collect();
-    reused.sort_unstable();
-    let mut expected = inodes;
-    expected.sort_unstable();
-    assert_eq!(reused, expected, "both reservations live in the released files' inodes");
+    let mut names: Vec<String> = second.iter().map(IpAddr::to_string).collect();
+    names.push(bucket("b"));
+    assert_eq!(inodes_of(names), inodes, "the new reservations and bucket live in the released files' inodes");
     for ip in &second {
         let path = t.net().join(ip.to_string());
         assert_eq!(fs::read_to_string(&path).unwrap(), "b\r\neth0");
@@ -219,6 +224,16 @@ fn leftovers_of_a_crash_do_no_harm() {
     fs::hard_link(t.net().join("198.18.0.2"), t.net().join(".tether/tmp-res")).unwrap();
     assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.3")]);
     assert_eq!(fs::read_to_string(t.net().join("198.18.0.2")).unwrap(), "a\r\neth0", "not truncated");
+    // the same with a spare as the second name, the seal intact (no rebuild clears it first)
+    let meta = t.net().join(".tether");
+    let before = fs::metadata(&meta).unwrap().modified().unwrap();
+    fs::hard_link(t.net().join("198.18.0.2"), meta.join("spare-0")).unwrap();
+    File::open(&meta).unwrap().set_modified(before).unwrap();
+    assert_eq!(add(&t, &["198.18.0.0/24"], "c"), [ip("198.18.0.4")]);
+    assert_eq!(del(&t, "c"), [ip("198.18.0.4")]);
+    assert_eq!(fs::read_to_string(t.net().join("198.18.0.2")).unwrap(), "a\r\neth0", "not rewritten");
+    assert_eq!(fs::metadata(t.net().join("198.18.0.2")).unwrap().nlink(), 1, "the second name is gone");
+    assert_eq!(held(&t, "a"), [ip("198.18.0.2")]);
     // a damaged index file (torn stamp, junk bucket) only costs a rebuild
     let bucket = t.net().join(".tether").join(super::super::owners::file_name(super::super::owners::bucket_of("a")));
     let before = fs::metadata(t.net()).unwrap().modified().unwrap();

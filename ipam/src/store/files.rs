@@ -45,9 +45,16 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// rewrite of equal or greater length changes nothing but the bytes.
 pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
-    f.write_all_at(bytes, 0)?;
-    if f.metadata()?.len() > bytes.len() as u64 {
-        f.set_len(bytes.len() as u64)?;
+    let old_len = f.metadata()?.len();
+    rewrite(&f, old_len, bytes)
+}
+
+/// Replace the content of `file`, `old_len` bytes long, with `bytes`, in place; truncate only
+/// when it gets shorter (see [`overwrite`]).
+pub fn rewrite(file: &fs::File, old_len: u64, bytes: &[u8]) -> io::Result<()> {
+    file.write_all_at(bytes, 0)?;
+    if old_len > bytes.len() as u64 {
+        file.set_len(bytes.len() as u64)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! are kept, sorted, to write the occupancy chunks one at a time.
 
 use super::owners::{self, Entry};
-use super::{files, stamp, used, FileOwner};
+use super::{files, spare, stamp, used, FileOwner};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -22,8 +22,10 @@ pub struct Scan {
     pub kept: usize,
 }
 
+/// Files of `.tether` a rebuild starts over without: the index, and the leftovers of commands
+/// that died (temp files, spares that may be second names of reservations or hold old content).
 fn is_index_file(name: &str) -> bool {
-    name.starts_with("o-") || used::is_chunk_name(name) || name.starts_with("tmp-")
+    name.starts_with("o-") || used::is_chunk_name(name) || name.starts_with("tmp-") || name.starts_with(spare::PREFIX)
 }
 
 /// Rebuild the index in `meta` from the reservation files in `dir`; with `keep`, first unlink

@@ -16,53 +16,56 @@
 //! Safety: everything happens under the store's lock. A spare is reused only when it is a plain
 //! file of mode 0600 with a single link; anything else (a second name of a live reservation left
 //! by a command that died between link and unlink, or a file we did not put there) is unlinked,
-//! never rewritten. A spare still holds its last owner's `<id>\r\n<ifname>`: host-local's DEL of
-//! that same container may delete it (it deletes every file of the store with matching content),
-//! which only means the next reservation creates a file; host-local never reports one as a
-//! reservation, since its name is not an address.
+//! never rewritten. Right after the move, a spare's content becomes [`MARKER`] (padded with
+//! spaces to its length, so nothing is truncated): host-local's DEL and CHECK match the content
+//! of every file under the network directory whatever its name, and a marker with a space never
+//! equals `<id>\r\n<ifname>`. A command that dies between the move and that rewrite leaves the
+//! index unsealed, and the rebuild that follows unlinks every spare (`scan::rebuild`).
+//!
+//! Like host-local, the store does not fsync: after a power failure a reservation written into a
+//! spare may read as the spare's older content, as a newly created one may read empty. Either
+//! names no valid attachment, so GC releases it.
 
 use super::files;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// How many spares a store keeps: a dual-stack DEL frees two, the next ADD takes two.
+/// How many spares a store keeps: a dual-stack DEL frees up to three files (two reservations
+/// and the owner bucket they emptied), the next ADD takes as many.
 const SLOTS: usize = 4;
 
+/// What a spare holds while it waits.
+const MARKER: &[u8] = b"tether-ipam spare\n";
+
+/// The file-name prefix of spares.
+pub const PREFIX: &str = "spare-";
+
 fn path(meta: &Path, slot: usize) -> PathBuf {
-    meta.join(format!("spare-{slot}"))
+    meta.join(format!("{PREFIX}{slot}"))
 }
 
-/// Write `content` into a reusable spare and return its path (to be linked into place), or
-/// `None` when there is none.
-pub fn fill(meta: &Path, content: &[u8]) -> io::Result<Option<PathBuf>> {
-    for slot in 0..SLOTS {
-        let spare = path(meta, slot);
-        let file = match OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-            .open(&spare)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(_) => {
-                files::remove_opt(&spare)?; // a symlink, a directory, a FIFO: not ours to use
-                continue;
-            }
-        };
-        let m = file.metadata()?;
-        if !m.file_type().is_file() || m.nlink() != 1 || m.mode() & 0o7777 != 0o600 {
-            files::remove_opt(&spare)?;
-            continue;
-        }
-        file.write_all_at(content, 0)?;
-        if m.len() > content.len() as u64 {
-            file.set_len(content.len() as u64)?;
-        }
-        return Ok(Some(spare));
+fn open_for_rewrite(path: &Path) -> io::Result<fs::File> {
+    OpenOptions::new().write(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)
+}
+
+/// A private file in `meta` holding `content`, to be linked or renamed into place: a reused
+/// spare when there is one, a new `tmp-res` otherwise.
+pub fn draft(meta: &Path, content: &[u8]) -> io::Result<PathBuf> {
+    match fill(meta, content) {
+        Ok(Some(spare)) => return Ok(spare),
+        Ok(None) => {}
+        Err(e) => log::debug!("reuse a spare in {}: {e}", meta.display()),
     }
-    Ok(None)
+    let tmp = meta.join("tmp-res");
+    files::write_new(&tmp, content)?;
+    Ok(tmp)
+}
+
+/// Create the file `path` (which does not exist) holding `content`, from a [`draft`].
+pub fn place(meta: &Path, path: &Path, content: &[u8]) -> io::Result<()> {
+    fs::rename(draft(meta, content)?, path)
 }
 
 /// Take the file at `path` out of use: into a free slot, unlinked when every slot is taken.
@@ -80,33 +83,51 @@ pub fn retire(meta: &Path, path: &Path) -> io::Result<bool> {
     }
 }
 
-/// Create the file `path` (which does not exist) holding `content`: a spare renamed into place
-/// when there is one, a new file otherwise.
-pub fn place(meta: &Path, path: &Path, content: &[u8]) -> io::Result<()> {
-    match fill(meta, content) {
-        Ok(Some(spare)) => return fs::rename(spare, path),
-        Ok(None) => {}
-        Err(e) => log::debug!("reuse a spare in {}: {e}", meta.display()),
+/// Write `content` into a reusable spare and return its path, or `None` when there is none.
+fn fill(meta: &Path, content: &[u8]) -> io::Result<Option<PathBuf>> {
+    for slot in 0..SLOTS {
+        let spare = path(meta, slot);
+        let m = match fs::symlink_metadata(&spare) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if !m.file_type().is_file() || m.nlink() != 1 || m.mode() & 0o7777 != 0o600 {
+            files::remove_opt(&spare)?;
+            continue;
+        }
+        files::rewrite(&open_for_rewrite(&spare)?, m.len(), content)?;
+        return Ok(Some(spare));
     }
-    files::overwrite(path, content)
+    Ok(None)
 }
 
-/// Move the file `reservation` into a free slot. `Ok(false)` when every
-/// slot is taken (the caller unlinks it); an error when the rename failed (the file may be gone
-/// already, or `.tether` on another file system).
-pub fn park(meta: &Path, reservation: &Path) -> io::Result<bool> {
+/// Move `file` into a free slot and blank it. `Ok(false)` when every slot is taken (the caller
+/// unlinks it); an error when the move failed (the file may be gone already, or `.tether` on
+/// another file system).
+fn park(meta: &Path, file: &Path) -> io::Result<bool> {
     for slot in 0..SLOTS {
         let spare = path(meta, slot);
         match fs::symlink_metadata(&spare) {
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::rename(reservation, &spare)?;
+                fs::rename(file, &spare)?;
+                blank(&spare)?;
                 return Ok(true);
             }
             Err(e) => return Err(e),
         }
     }
     Ok(false)
+}
+
+/// Replace a parked file's content with the marker, padded with spaces to the same length.
+fn blank(spare: &Path) -> io::Result<()> {
+    let file = open_for_rewrite(spare)?;
+    let len = file.metadata()?.len();
+    let mut text = MARKER.to_vec();
+    text.resize(text.len().max(len as usize), b' ');
+    files::rewrite(&file, len, &text)
 }
 
 #[cfg(test)]
@@ -136,29 +157,46 @@ mod tests {
     }
 
     #[test]
-    fn park_then_fill_reuses_the_inode() {
+    fn retire_then_draft_reuses_the_inode() {
         let d = dir("reuse");
         let r = reservation(&d.0, "198.18.0.2", "a-long-container-id\r\neth0");
         let ino = fs::metadata(&r).unwrap().ino();
-        assert!(park(&d.0, &r).unwrap());
+        assert!(retire(&d.0, &r).unwrap());
         assert!(!r.exists());
-        let spare = fill(&d.0, b"b\r\neth1").unwrap().unwrap();
+        let waiting = fs::read(path(&d.0, 0)).unwrap();
+        assert!(waiting.starts_with(MARKER) && waiting.len() == "a-long-container-id\r\neth0".len());
+        assert_eq!(String::from_utf8(waiting).unwrap().trim(), "tether-ipam spare", "no owner left in it");
+        let spare = draft(&d.0, b"b\r\neth1").unwrap();
+        assert_eq!(spare, path(&d.0, 0));
         assert_eq!(fs::metadata(&spare).unwrap().ino(), ino);
         assert_eq!(fs::read(&spare).unwrap(), b"b\r\neth1", "rewritten and cut to the new length");
+        // no spare left: a new file
+        fs::rename(&spare, d.0.join("198.18.0.3")).unwrap();
+        assert_eq!(draft(&d.0, b"c\r\neth0").unwrap(), d.0.join("tmp-res"));
     }
 
     #[test]
     fn slots_are_bounded() {
         let d = dir("bounded");
         for i in 0..SLOTS {
-            assert!(park(&d.0, &reservation(&d.0, &format!("10.0.0.{i}"), "x\r\neth0")).unwrap());
+            assert!(retire(&d.0, &reservation(&d.0, &format!("10.0.0.{i}"), "x\r\neth0")).unwrap());
         }
         let extra = reservation(&d.0, "10.0.0.9", "x\r\neth0");
-        assert!(!park(&d.0, &extra).unwrap());
-        assert!(extra.exists(), "left for the caller to unlink");
-        let empty = dir("bounded-empty");
-        let gone = park(&empty.0, &empty.0.join("198.18.0.2")).unwrap_err();
-        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
+        assert!(retire(&d.0, &extra).unwrap());
+        assert!(!extra.exists(), "unlinked: every slot was taken");
+        assert_eq!(fs::read_dir(&d.0).unwrap().count(), SLOTS);
+        assert!(!retire(&d.0, &extra).unwrap(), "already gone");
+    }
+
+    #[test]
+    fn place_creates_from_a_spare() {
+        let d = dir("place");
+        let bucket = reservation(&d.0, "o-01", "tether-ipam owners v1\n");
+        let ino = fs::metadata(&bucket).unwrap().ino();
+        assert!(retire(&d.0, &bucket).unwrap());
+        place(&d.0, &d.0.join("o-02"), b"tether-ipam owners v1\n198.18.0.2 b eth0\n").unwrap();
+        assert_eq!(fs::metadata(d.0.join("o-02")).unwrap().ino(), ino);
+        assert_eq!(fs::read_dir(&d.0).unwrap().count(), 1);
     }
 
     #[test]
@@ -171,8 +209,12 @@ mod tests {
         let foreign = reservation(&d.0, "spare-1", "x\r\neth0");
         fs::set_permissions(&foreign, fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::symlink(&live, path(&d.0, 2)).unwrap();
-        assert_eq!(fill(&d.0, b"new\r\neth0").unwrap(), None);
+        // spare-3 is a good one
+        let good = reservation(&d.0, "spare-3", "tether-ipam spare\n");
+        assert_eq!(draft(&d.0, b"new\r\neth0").unwrap(), good);
+        assert_eq!(fs::read(&good).unwrap(), b"new\r\neth0");
         assert_eq!(fs::read(&live).unwrap(), b"live\r\neth0");
+        assert_eq!(fs::metadata(&live).unwrap().nlink(), 1);
         for slot in 0..3 {
             assert!(fs::symlink_metadata(path(&d.0, slot)).is_err(), "slot {slot} cleared");
         }

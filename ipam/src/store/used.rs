@@ -59,7 +59,7 @@ enum Bits {
 
 /// What the chunk's file holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum File {
+enum OnDisk {
     Missing,
     /// A bare header (all free).
     Header,
@@ -70,7 +70,7 @@ enum File {
 #[derive(Debug)]
 struct Chunk {
     bits: Bits,
-    file: File,
+    file: OnDisk,
     /// The bytes of `bits` changed since loaded: first and last index.
     dirty: Option<(usize, usize)>,
 }
@@ -108,14 +108,14 @@ impl Used {
     fn chunk(&mut self, key: Key) -> io::Result<&mut Chunk> {
         if !self.chunks.contains_key(&key) {
             let chunk = match files::read_opt(&self.meta.join(file_name(key)))? {
-                None => Chunk { bits: Bits::Absent, file: File::Missing, dirty: None },
-                Some(b) if b == HEADER => Chunk { bits: Bits::Absent, file: File::Header, dirty: None },
+                None => Chunk { bits: Bits::Absent, file: OnDisk::Missing, dirty: None },
+                Some(b) if b == HEADER => Chunk { bits: Bits::Absent, file: OnDisk::Header, dirty: None },
                 Some(b) if b.len() == HEADER.len() + BYTES && b.starts_with(HEADER) => {
-                    Chunk { bits: Bits::Present(b[HEADER.len()..].to_vec()), file: File::Full, dirty: None }
+                    Chunk { bits: Bits::Present(b[HEADER.len()..].to_vec()), file: OnDisk::Full, dirty: None }
                 }
                 Some(_) => {
                     self.damaged = true;
-                    Chunk { bits: Bits::Unknown, file: File::Full, dirty: None }
+                    Chunk { bits: Bits::Unknown, file: OnDisk::Full, dirty: None }
                 }
             };
             self.chunks.insert(key, chunk);
@@ -186,15 +186,15 @@ impl Used {
     pub fn flush(&mut self) -> io::Result<()> {
         for (key, chunk) in self.chunks.iter_mut() {
             let (Some((lo, hi)), Bits::Present(bits)) = (chunk.dirty, &chunk.bits) else { continue };
-            if chunk.file == File::Missing && bits.iter().all(|b| *b == 0) {
+            if chunk.file == OnDisk::Missing && bits.iter().all(|b| *b == 0) {
                 // set and cleared again: a missing file already says "all free"
-            } else if chunk.file == File::Full {
+            } else if chunk.file == OnDisk::Full {
                 let path = self.meta.join(file_name(*key));
                 let file = std::fs::OpenOptions::new().write(true).open(path)?;
                 file.write_all_at(&bits[lo..=hi], (HEADER.len() + lo) as u64)?;
             } else {
                 write_chunk(&self.meta, *key, bits)?;
-                chunk.file = File::Full;
+                chunk.file = OnDisk::Full;
             }
             chunk.dirty = None;
         }
@@ -287,7 +287,8 @@ mod tests {
         refill.set(ip("198.18.0.7"), true).unwrap();
         refill.flush().unwrap();
         assert!(Used::new(&dir).is_set(ip("198.18.0.7")).unwrap());
-        // a bare header (as a scan leaves an empty chunk) is "all free" and grows to a full chunk
+        // a bare header (as versions before in-place writes left an emptied chunk) is "all free"
+        // and grows to a full chunk
         std::fs::write(dir.join("u4-c613"), HEADER).unwrap();
         let mut bare = Used::new(&dir);
         assert_eq!(bare.next_clear(ip("198.19.0.0"), ip("198.19.0.9")).unwrap(), Some(ip("198.19.0.0")));
