@@ -101,3 +101,27 @@ fn legacy_files_written_by_old_host_local_are_understood() {
     assert!(!d.store("shared").join("198.18.0.9").exists());
     assert!(del(hl, "seed", &c).ok);
 }
+
+#[test]
+fn released_files_kept_for_reuse_are_invisible_to_host_local() {
+    let Some(hl) = host_local() else { return };
+    let d = DataDir::new("spares");
+    let c = dual(&d);
+    assert_eq!(add(T, "gone", &c).ips(), ["198.18.0.2", "fd7e:7e7e::2"]);
+    assert!(del(T, "gone", &c).ok);
+    let meta = d.store("shared").join(".tether");
+    assert!(meta.join("spare-0").exists(), "tether keeps the released files for reuse");
+    // host-local's CHECK and DEL match the content of every file under the store, whatever its
+    // name: a kept file must not look like a reservation of "gone"
+    let r = invoke(hl, "CHECK", "gone", "eth0", &c, &[]);
+    assert!(!r.ok, "host-local still finds a reservation of a released container: {r:?}");
+    assert!(del(hl, "gone", &c).ok);
+    assert!(meta.join("spare-0").exists(), "host-local's DEL took a kept file for a reservation");
+    assert_eq!(add(hl, "h1", &c).ips(), ["198.18.0.3", "fd7e:7e7e::3"]);
+    assert_eq!(add(T, "t1", &c).ips(), ["198.18.0.4", "fd7e:7e7e::4"]);
+    assert!(!meta.join("spare-0").exists(), "the kept files were reused");
+    assert!(invoke(hl, "CHECK", "t1", "eth0", &c, &[]).ok);
+    assert!(del(hl, "t1", &c).ok);
+    assert!(del(T, "h1", &c).ok);
+    assert!(d.reservations("shared").is_empty(), "{:?}", d.reservations("shared"));
+}
