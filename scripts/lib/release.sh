@@ -19,7 +19,7 @@ build_release() {
   target="$(uname -m)-unknown-linux-musl"
   if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "== adding the Rust target $target (rustup target add)" >&2
-    if ! rustup target add "$target" >&2; then
+    if ! timeout 300 rustup target add "$target" >&2; then
       target="$(uname -m)-unknown-linux-gnu"
       echo "!! the musl target is not available: building static glibc executables ($target) instead" >&2
     fi
