@@ -182,12 +182,12 @@ impl Used {
     }
 
     /// Write changed chunks back in place: only the changed bytes of a full file, the whole
-    /// chunk otherwise (none at all when a chunk without a file ends up empty).
+    /// chunk otherwise (none at all when a chunk without bits on disk ends up empty).
     pub fn flush(&mut self) -> io::Result<()> {
         for (key, chunk) in self.chunks.iter_mut() {
             let (Some((lo, hi)), Bits::Present(bits)) = (chunk.dirty, &chunk.bits) else { continue };
-            if chunk.file == OnDisk::Missing && bits.iter().all(|b| *b == 0) {
-                // set and cleared again: a missing file already says "all free"
+            if chunk.file != OnDisk::Full && bits.iter().all(|b| *b == 0) {
+                // set and cleared again: a missing file or a bare header already says "all free"
             } else if chunk.file == OnDisk::Full {
                 let path = self.meta.join(file_name(*key));
                 let file = std::fs::OpenOptions::new().write(true).open(path)?;
