@@ -26,10 +26,10 @@
 //!   and the errno.
 //! * Creation is race-free: the table, chain, sets and rules are one transaction whose table message is
 //!   exclusive; when a concurrent caller won, that transaction fails as a whole with EEXIST and we carry on.
-//! * Removal (DEL, GC) reads the sets and deletes the matching elements in a transaction bound to the ruleset
-//!   generation it read (`NFNL_BATCH_GENID`): if anything changed in between, the kernel refuses it with ERESTART
-//!   and we read again. This is what makes deleting the whole table with the last element safe against a
-//!   concurrent ADD.
+//! * Removal (DEL, GC) reads the sets and deletes the matching elements by key. DEL keeps a table it empties;
+//!   GC, which drops emptied tables, binds its transaction to the ruleset generation it read
+//!   (`NFNL_BATCH_GENID`): if anything changed in between, the kernel refuses it with ERESTART and we read again.
+//!   This is what makes deleting a whole table safe against a concurrent ADD.
 //!
 //! # Why hand-written nfnetlink
 //!

@@ -20,7 +20,7 @@
 //!
 //! This is the reference's behaviour (masquerade a container's traffic unless it goes to the network's subnet or
 //! to multicast) with six rules per network however many containers there are. The subnets are shared by the
-//! network's containers and stay while the table exists; the table goes when its last container does.
+//! network's containers and stay while the table exists; an emptied table stays (DEL keeps it, GC drops it).
 
 use std::net::IpAddr;
 
@@ -359,13 +359,10 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
         for v in [V::Four, V::Six] {
             let plan = &nets[v as usize];
             let set = table.set(v.nets_set());
-            for _ in push_elems(&mut batch, set, &plan.del, objects::del_elems) {
-                roles.push(Role::Nets(v));
-            }
+            let deletes = push_elems(&mut batch, set, &plan.del, objects::del_elems);
             // Not exclusive: an identical interval already present is fine.
-            for _ in push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false)) {
-                roles.push(Role::Nets(v));
-            }
+            let adds = push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false));
+            roles.extend(std::iter::repeat_n(Role::Nets(v), deletes + adds));
         }
         for (i, a) in addrs.iter().enumerate().filter(|(_, a)| !a.done) {
             let set = table.set(V::of(&a.addr).masq_set());
@@ -440,7 +437,8 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
 }
 
 /// Remove this attachment's masquerade state, found by (network, container ID, ifname), not by address or live
-/// interface. Ok when the table or the elements are absent. The table stays when its last container goes (GC removes it).
+/// interface. Ok when the table or the elements are absent. The table stays when its last container goes (GC
+/// removes it).
 pub fn masq_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
     const OP: &str = "masq_del";
     let table = table(OP, network)?;

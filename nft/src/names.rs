@@ -62,10 +62,15 @@ pub(crate) fn table_name(op: &'static str, network: &str) -> Result<String, NftE
 
 /// A network's name as an element comment: verbatim up to nft's comment limit, else shortened and hashed.
 pub(crate) fn network_comment(network: &str) -> String {
-    if network.len() <= MAX_ID_IN_COMMENT {
-        network.to_owned()
+    shortened(network)
+}
+
+/// `id` itself when it fits a comment, else its prefix and a hash of the whole.
+fn shortened(id: &str) -> String {
+    if id.len() <= MAX_ID_IN_COMMENT {
+        id.to_owned()
     } else {
-        format!("{}~{:016x}", &network[..ID_PREFIX_WHEN_HASHED], fnv1a64(network))
+        format!("{}~{:016x}", &id[..ID_PREFIX_WHEN_HASHED], fnv1a64(id))
     }
 }
 
@@ -80,12 +85,7 @@ pub(crate) fn owner(op: &'static str, container_id: &str, ifname: &str) -> Resul
         ));
     }
     check_ifname(op, "interface", ifname)?;
-    let id = if container_id.len() <= MAX_ID_IN_COMMENT {
-        container_id.to_owned()
-    } else {
-        format!("{}~{:016x}", &container_id[..ID_PREFIX_WHEN_HASHED], fnv1a64(container_id))
-    };
-    Ok(format!("{id}/{ifname}"))
+    Ok(format!("{}/{ifname}", shortened(container_id)))
 }
 
 #[cfg(test)]

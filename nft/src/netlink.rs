@@ -466,7 +466,14 @@ impl Conn {
                     dump_out.interrupted = true;
                 }
                 match r.msg_type {
-                    NLMSG_DONE => return Ok(Ok(dump_out)),
+                    // A dump that failed partway (e.g. its set deleted between two chunks) still ends
+                    // with NLMSG_DONE, whose body is the negative errno.
+                    NLMSG_DONE => {
+                        return Ok(match r.body.get(0..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])) {
+                            Some(err) if err < 0 => Err(KernelError { errno: -err, detail: None }),
+                            _ => Ok(dump_out),
+                        });
+                    }
                     NLMSG_ERROR => {
                         let (errno, _, detail) = parse_error(&r)
                             .ok_or_else(|| WireError::Protocol("malformed netlink error message".into()))?;
@@ -498,16 +505,14 @@ impl Conn {
     }
 
     /// The ruleset generation: it changes with every committed transaction in this network namespace.
-    pub(crate) fn generation(&mut self) -> Result<u32, WireError> {
+    pub(crate) fn generation(&mut self) -> Result<Result<u32, KernelError>, WireError> {
         let msg = Msg::new(NFT_MSG_GETGEN, libc::AF_UNSPEC as u8, 0);
-        match self.get(msg)? {
-            Ok(reply) => reply
-                .bodies
-                .iter()
-                .find_map(|b| attr(b, NFTA_GEN_ID).and_then(be32_of))
-                .ok_or_else(|| WireError::Protocol("generation reply without NFTA_GEN_ID".into())),
-            Err(e) => Err(WireError::Io(std::io::Error::from_raw_os_error(e.errno))),
-        }
+        let reply = match self.get(msg)? {
+            Ok(reply) => reply,
+            Err(e) => return Ok(Err(e)),
+        };
+        let id = reply.bodies.iter().find_map(|b| attr(b, NFTA_GEN_ID).and_then(be32_of));
+        id.map(Ok).ok_or_else(|| WireError::Protocol("generation reply without NFTA_GEN_ID".into()))
     }
 }
 

@@ -145,18 +145,24 @@ pub fn spoofchk_add(
 
     let mut ctx = Ctx::open(OP)?;
     // Fast path: neither element exists yet (the usual ADD). Exclusive adds, so anything present shows up as
-    // EEXIST and is handled below against a consistent read.
+    // EEXIST and is handled below against a consistent read. A missing table (the network's first port, or
+    // after GC) is created and the fast path tried once more.
     let mut batch = Batch::new();
     batch.push(
         objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
         format!("{host_port} in {}", ports.describe()),
     );
     batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
-    match ctx.commit(&batch, &table.describe())? {
-        Commit::Done => return Ok(()),
-        Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => {}
-        Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
-        Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
+    for first_try in [true, false] {
+        match ctx.commit(&batch, &table.describe())? {
+            Commit::Done => return Ok(()),
+            Commit::Failed(fs) if first_try && fs.iter().all(|f| f.errno == libc::ENOENT) => {
+                ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+            }
+            Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => break,
+            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
+        }
     }
 
     // Slow path: read both sets and rewrite this port's state in one generation-checked transaction.
@@ -217,7 +223,7 @@ pub fn spoofchk_add(
 }
 
 /// Remove this attachment's spoof-check state, found by (network, container ID, ifname). Ok when absent. The
-/// table goes with the network's last guarded port.
+/// table stays when its last guarded port goes (GC removes it).
 pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
     const OP: &str = "spoofchk_del";
     let table = table(OP, network)?;

@@ -1,5 +1,6 @@
-//! The engine shared by masquerade and spoof check: one connection per public call, race-free table creation,
-//! reading sets back, and removing elements by owner as a compare-and-swap transaction.
+//! The engine shared by masquerade, spoof check and isolation: one connection per public call, race-free table
+//! creation, reading sets back, and removing elements by owner (bound to the ruleset generation when an emptied
+//! table is dropped, see [`Ctx::remove_where`]).
 
 use std::time::Duration;
 
@@ -44,7 +45,10 @@ impl Ctx {
 
     /// The current ruleset generation, for [`Batch::if_generation`].
     pub(crate) fn generation(&mut self) -> Result<u32, NftError> {
-        self.conn.generation().map_err(|e| self.wire("ruleset generation", e))
+        match self.conn.generation().map_err(|e| self.wire("ruleset generation", e))? {
+            Ok(id) => Ok(id),
+            Err(e) => Err(NftError::errno(self.op, "ruleset generation", e.errno, e.detail)),
+        }
     }
 
     /// Every element of `set`, or None when the set (or its table) does not exist.
@@ -113,8 +117,9 @@ impl Ctx {
             backoff(attempt);
             // Only dropping the table needs the whole read-then-delete to be atomic (a concurrent ADD
             // must not lose its freshly added element with the table). Deleting elements alone does
-            // not: an element read here is deleted by key (its address stays reserved by the attachment
-            // until after this call, so nobody else can be given it meanwhile), and a concurrent change to
+            // not: an element read here is deleted by key (its key, an address or a port name derived
+            // from the attachment, stays the attachment's until after this call, so nobody else can be
+            // given it meanwhile), and a concurrent change to
             // another element cannot make that wrong. Binding every DEL to the generation made 64 parallel DELs
             // restart each other (each commit moves the generation): 783 ms instead of ~200.
             let mut batch = match empty_table {
@@ -205,14 +210,14 @@ fn elems_of(bodies: &[Vec<u8>]) -> Vec<Elem> {
     out
 }
 
-/// Append messages built by `build` for `elems`, split into chunks.
+/// Append messages built by `build` for `elems`, split into chunks; returns how many.
 pub(crate) fn push_elems(
     batch: &mut Batch,
     set: SetRef<'_>,
     elems: &[Elem],
     build: impl Fn(SetRef<'_>, &[Elem]) -> Msg,
-) -> Vec<usize> {
-    elems.chunks(ELEMS_PER_MSG).map(|chunk| batch.push(build(set, chunk), set.describe())).collect()
+) -> usize {
+    elems.chunks(ELEMS_PER_MSG).map(|chunk| batch.push(build(set, chunk), set.describe())).count()
 }
 
 /// Pause before retry `attempt` (none before the first), growing to 2 ms, to let a competing writer finish.
