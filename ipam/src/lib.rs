@@ -10,8 +10,8 @@
 //! out; STATUS and GC (CNI 1.1) are implemented.
 //!
 //! [`HostLocal`] is both the binary's plugin and the library entry point: the `tether` plugin
-//! calls it in process (`HostLocal.add(&request)`, ...) when `ipam.type` is `tether-ipam`, with
-//! its own [`conf::Request`]. It keeps no state between calls and never prints.
+//! calls it in process ([`HostLocal::allocate`], `HostLocal.del(&request)`, ...) when `ipam.type`
+//! is `tether-ipam`, with its own [`conf::Request`]. It keeps no state between calls and never prints.
 
 mod allocator;
 mod config;
@@ -28,6 +28,49 @@ use store::{DiskStore, FileOwner, Open, Owner, Store};
 /// store itself, so it is safe to call from several threads or processes at once.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HostLocal;
+
+/// What an ADD answered, and whether it reserved all of it.
+#[derive(Debug)]
+pub struct Allocation {
+    /// The IPAM result.
+    pub result: NetResult,
+    /// True when every address was reserved by this call; false when the attachment already held
+    /// some (a repeated ADD). An ADD that fails afterwards may release the reservations through
+    /// DEL only when this is true: otherwise they belong to a live attachment.
+    pub all_new: bool,
+}
+
+impl HostLocal {
+    /// ADD, telling which addresses it reserved (see [`Allocation::all_new`]).
+    ///
+    /// # Errors
+    /// As [`Plugin::add`].
+    pub fn allocate(&self, request: &Request) -> CniResult<Allocation> {
+        let cfg = IpamConfig::parse(&request.config, request.cni_args()?.ips()?)?;
+        let dns = cfg.resolv_conf.as_deref().map(resolv::read).transpose()?.unwrap_or_default();
+        let who = owner(request);
+        let mut store = open(&cfg.data_dir, request, Open::Create)?
+            .ok_or_else(|| CniError::new(ErrorCode::Io, "store directory vanished"))?;
+        let leases = store
+            .held_by(&who)
+            .and_then(|held| allocator::allocate(&mut store, &cfg.sets, &who, &cfg.requested, &held));
+        store.finish();
+        let leases = leases.map_err(|e| e.context(format!("network {:?}", request.config.name)))?;
+        for lease in leases.iter().filter(|l| !l.fresh) {
+            log::info!("{} already holds {}; returning it", describe(request), lease.address);
+        }
+        let result = NetResult {
+            ips: leases
+                .iter()
+                .map(|l| IpConfig { address: l.address, gateway: Some(l.gateway), interface: None })
+                .collect(),
+            routes: cfg.routes,
+            dns,
+            interfaces: Vec::new(),
+        };
+        Ok(Allocation { result, all_new: leases.iter().all(|l| l.fresh) })
+    }
+}
 
 fn owner(request: &Request) -> Owner<'_> {
     Owner { id: &request.invocation.container_id, ifname: &request.invocation.ifname }
@@ -47,28 +90,7 @@ fn open(data_dir: &std::path::Path, request: &Request, how: Open) -> CniResult<O
 impl Plugin for HostLocal {
     /// Reserve one address per range set (or return those the attachment already holds).
     fn add(&self, request: &Request) -> CniResult<NetResult> {
-        let cfg = IpamConfig::parse(&request.config, request.cni_args()?.ips()?)?;
-        let dns = cfg.resolv_conf.as_deref().map(resolv::read).transpose()?.unwrap_or_default();
-        let who = owner(request);
-        let mut store = open(&cfg.data_dir, request, Open::Create)?
-            .ok_or_else(|| CniError::new(ErrorCode::Io, "store directory vanished"))?;
-        let leases = store
-            .held_by(&who)
-            .and_then(|held| allocator::allocate(&mut store, &cfg.sets, &who, &cfg.requested, &held));
-        store.finish();
-        let leases = leases.map_err(|e| e.context(format!("network {:?}", request.config.name)))?;
-        for lease in leases.iter().filter(|l| !l.fresh) {
-            log::info!("{} already holds {}; returning it", describe(request), lease.address);
-        }
-        Ok(NetResult {
-            ips: leases
-                .iter()
-                .map(|l| IpConfig { address: l.address, gateway: Some(l.gateway), interface: None })
-                .collect(),
-            routes: cfg.routes,
-            dns,
-            interfaces: Vec::new(),
-        })
+        self.allocate(request).map(|a| a.result)
     }
 
     /// Release the attachment's reservations. Needs only `ipam.dataDir`; absent store or

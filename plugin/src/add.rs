@@ -1,4 +1,5 @@
-//! ADD: validate, allocate, wire, report; on any failure undo exactly what this ADD created.
+//! ADD: validate, allocate, wire, report; on any failure undo exactly what this ADD created (the
+//! IPAM reservation included, unless the attachment already held it: a repeated ADD).
 //!
 //! The mode recipes (`ptp::wire`, `bridge::wire`) record everything with a side effect in
 //! [`Undo`] the moment it succeeds, and one place ([`rollback`]) reverses it. A pre-existing
@@ -25,7 +26,7 @@ pub fn add(request: &Request) -> CniResult<NetResult> {
     // Before any interface of the network exists, so none is ever forwarded to another network.
     let group = isolate::ensure(&request.config.name)?;
     let ipam = Ipam::of(request);
-    let allocated = ipam.add(request)?;
+    let (allocated, release_on_failure) = ipam.add(request)?;
     let attachment = Attachment {
         request,
         conf: &conf,
@@ -46,7 +47,9 @@ pub fn add(request: &Request) -> CniResult<NetResult> {
         Ok(result) => Ok(result),
         Err(err) => {
             let mut cleanup = rollback(&attachment, undo);
-            if let Err(e) = ipam.run(request, Command::Del) {
+            if !release_on_failure {
+                log::info!("the attachment held its addresses before this ADD: they stay reserved");
+            } else if let Err(e) = ipam.run(request, Command::Del) {
                 cleanup.push(e.context("release the IPAM reservation"));
             }
             Err(with_cleanup(err, cleanup))

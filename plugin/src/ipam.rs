@@ -18,7 +18,7 @@ pub enum Ipam<'a> {
 const IN_PROCESS_TYPE: &str = "tether-ipam";
 
 impl<'a> Ipam<'a> {
-    /// The IPAM configured for `request` (its `ipam.type` was validated by the plugin config).
+    /// The IPAM configured for `request` (`ipam.type` is a plugin name: `conf` validates it).
     pub fn of(request: &'a Request) -> Ipam<'a> {
         match request.config.ipam_type.as_deref() {
             Some(IN_PROCESS_TYPE) => Ipam::InProcess,
@@ -27,12 +27,15 @@ impl<'a> Ipam<'a> {
         }
     }
 
-    /// Allocate.
-    pub fn add(&self, request: &Request) -> CniResult<NetResult> {
+    /// Allocate. The flag says whether a failed ADD may release the allocation through IPAM DEL:
+    /// not when tether-ipam returned addresses the attachment already held (a repeated ADD),
+    /// which belong to the live attachment. A delegated IPAM decides for itself (host-local
+    /// refuses a second allocation for an attachment), so its allocation is always this ADD's.
+    pub fn add(&self, request: &Request) -> CniResult<(NetResult, bool)> {
         match self {
-            Ipam::InProcess => tether_ipam::HostLocal.add(request),
-            Ipam::Delegated(t) => delegate::add(request, t),
-            Ipam::None => Ok(NetResult::default()),
+            Ipam::InProcess => tether_ipam::HostLocal.allocate(request).map(|a| (a.result, a.all_new)),
+            Ipam::Delegated(t) => delegate::add(request, t).map(|r| (r, true)),
+            Ipam::None => Ok((NetResult::default(), true)),
         }
     }
 

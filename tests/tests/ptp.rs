@@ -534,6 +534,31 @@ fn reference_rollback_when_ifname_exists() {
     rollback_when_ifname_exists(Impl::Reference, Ipam::HostLocal, 20);
 }
 
+/// A runtime retrying an ADD that had succeeded (its answer lost): the retry fails (the
+/// interfaces exist), and its rollback must not release the live attachment's addresses.
+fn failed_repeat_add_keeps_the_live_reservation(ipam: Ipam, x: u8) {
+    let Some(net) = Net::new("repeat", Impl::Tether, "1.0.0", Family::Dual, x) else { return };
+    let net = net.with(|p| p.ipam(ipam));
+    let ctr = net.node.container("r");
+    let result = net.add_ok(&ctr);
+    let before = net.node.state();
+    let out = net.add(&ctr);
+    out.assert_error();
+    assert_eq!(net.node.state(), before, "the failed repeat changed the node (reservation released?):\n{out}");
+    assert_traffic(&net, &ctr, &result);
+    net.del(&ctr, Some(&result)).assert_ok_silent();
+}
+
+#[test]
+fn failed_repeat_add_keeps_the_live_reservation_tether_ipam() {
+    failed_repeat_add_keeps_the_live_reservation(Ipam::Tether, 21);
+}
+
+#[test]
+fn failed_repeat_add_keeps_the_live_reservation_host_local() {
+    failed_repeat_add_keeps_the_live_reservation(Ipam::HostLocal, 22);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Masquerade.
 
