@@ -24,7 +24,8 @@ build_release() {
       echo "!! the musl target is not available: building static glibc executables ($target) instead" >&2
     fi
   fi
+  # `|| return`: callers use $(build_release), where errexit does not reach a failed build.
   RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static ${RUSTFLAGS:-}" \
-    cargo build --release --quiet --target "$target" --bins -p tether -p tether-ipam >&2
+    cargo build --release --quiet --target "$target" --bins -p tether -p tether-ipam >&2 || return
   echo "$PWD/target/$target/release"
 }
