@@ -13,15 +13,12 @@ use crate::ipam::Ipam;
 use crate::netlink::Netlink;
 use crate::netns::{self, Netns};
 use crate::{bridge, isolate, masq, ptp, runtime, spoofchk, veth};
-use conf::{CniError, CniResult, Command, ErrorCode, NetResult, Request};
+use conf::{CniError, CniResult, Command, NetResult, Request};
 
 /// ADD for every mode.
 pub fn add(request: &Request) -> CniResult<NetResult> {
     let conf = PluginConf::from_request(request)?;
-    let path = request.invocation.netns.as_deref().ok_or_else(|| {
-        CniError::new(ErrorCode::InvalidEnvironment, "required environment variable CNI_NETNS is missing")
-    })?;
-    let netns = Netns::open(path)?;
+    let netns = Netns::of(request)?;
     netns::refuse_own(&netns)?;
     // Before any interface of the network exists, so none is ever forwarded to another network.
     let group = isolate::ensure(&request.config.name)?;

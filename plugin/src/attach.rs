@@ -6,7 +6,7 @@ use crate::config::PluginConf;
 use crate::netns::Netns;
 use conf::Request;
 
-/// What this ADD created, in order. Shared node state (the bridge, a gateway address on it,
+/// What this ADD created (`add::rollback` reverses it in a fixed order). Shared node state (the bridge, a gateway address on it,
 /// forwarding switches, the isolation element) is never recorded: other ADDs may be using it
 /// from the moment it exists.
 #[derive(Debug, Default)]

@@ -14,7 +14,8 @@ use crate::{bridge, isolate, masq, ptp, runtime, veth};
 use conf::{CniError, CniResult, Command, ErrorCode, Request};
 use ipnet::IpNet;
 
-fn drift(msg: impl Into<String>) -> CniError {
+/// A CHECK failure: the live state differs from `prevResult` (code 105).
+pub(crate) fn drift(msg: impl Into<String>) -> CniError {
     CniError::new(ErrorCode::Drift, msg)
 }
 
@@ -29,11 +30,8 @@ pub fn check(request: &Request) -> CniResult<()> {
         .as_ref()
         .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "required prevResult missing"))?;
     Ipam::of(request).run(request, Command::Check)?;
-    let path = inv.netns.as_deref().ok_or_else(|| {
-        CniError::new(ErrorCode::InvalidEnvironment, "required environment variable CNI_NETNS is missing")
-    })?;
-    let netns = Netns::open(path)?;
-    let sandbox = path.display().to_string();
+    let netns = Netns::of(request)?;
+    let sandbox = netns.path().display().to_string();
     let index = prev
         .interface_index(&inv.ifname, Some(&sandbox))
         .ok_or_else(|| drift(format!("prevResult lists no interface {} in sandbox {sandbox}", inv.ifname)))?;

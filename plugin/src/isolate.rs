@@ -3,26 +3,23 @@
 //! node would forward between two different groups (see `nft::isolate_add`). Called from the
 //! main thread, so it acts on the node.
 
+use crate::nftables;
 use conf::{CniError, CniResult, ErrorCode};
-
-fn nft_error(e: nft::NftError) -> CniError {
-    CniError::new(ErrorCode::Nftables, e.to_string())
-}
 
 /// Register the network (idempotent) and return the group its node-side interfaces get. Runs
 /// before any of them exists, so a new interface is never forwarded to another network.
 pub fn ensure(network: &str) -> CniResult<u32> {
-    nft::isolate_add(network).map_err(nft_error)
+    nft::isolate_add(network).map_err(nftables::error)
 }
 
 /// The network's group, without touching nftables.
 pub fn group(network: &str) -> CniResult<u32> {
-    nft::isolation_group(network).map_err(nft_error)
+    nft::isolation_group(network).map_err(nftables::error)
 }
 
 /// CHECK: the network is registered.
 pub fn check(network: &str) -> CniResult<()> {
-    match nft::isolate_check(network).map_err(nft_error)? {
+    match nft::isolate_check(network).map_err(nftables::error)? {
         true => Ok(()),
         false => Err(CniError::new(
             ErrorCode::Drift,

@@ -14,6 +14,7 @@ mod mac;
 mod masq;
 mod netlink;
 mod netns;
+mod nftables;
 mod ptp;
 mod runtime;
 mod spoofchk;

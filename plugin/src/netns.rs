@@ -8,7 +8,7 @@
 //! (resolved against the caller thread's namespace). The original namespace is saved from
 //! `/proc/thread-self/ns/net`: `/proc/self` names the thread-group leader's namespace.
 
-use conf::{CniError, CniResult, ErrorCode};
+use conf::{CniError, CniResult, ErrorCode, Request};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
@@ -47,6 +47,18 @@ impl Netns {
             return Err(netns_error(path, format!("not a namespace file (filesystem magic {:#x})", magic.0)));
         }
         Ok(Netns { file, path: path.to_path_buf() })
+    }
+
+    /// The request's `CNI_NETNS` (conf refuses ADD and CHECK without it; this keeps the invariant
+    /// an error rather than a panic).
+    ///
+    /// # Errors
+    /// Code 4 when `CNI_NETNS` is missing, else as [`Netns::open`].
+    pub fn of(request: &Request) -> CniResult<Netns> {
+        let path = request.invocation.netns.as_deref().ok_or_else(|| {
+            CniError::new(ErrorCode::InvalidEnvironment, "required environment variable CNI_NETNS is missing")
+        })?;
+        Netns::open(path)
     }
 
     /// The namespace of the calling thread.

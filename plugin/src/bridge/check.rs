@@ -4,15 +4,12 @@
 //! check guards the port with the container's MAC.
 
 use super::config::BridgeConf;
+use crate::check::drift;
 use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NlContext};
 use crate::{mac, spoofchk};
-use conf::{CniError, CniResult, ErrorCode, NetResult};
+use conf::{CniResult, NetResult};
 use ipnet::IpNet;
-
-fn drift(msg: impl Into<String>) -> CniError {
-    CniError::new(ErrorCode::Drift, msg)
-}
 
 /// What the node half of CHECK needs to know about the attachment.
 pub struct Expected<'a> {

@@ -125,8 +125,9 @@ fn mac_of(link: &Link) -> CniResult<[u8; 6]> {
 }
 
 /// Gateway mode, IPv6: seed the node's neighbour entry for the container and the container's for
-/// its gateway, as ptp does (see `netlink::neigh`): the first solicitation after ADD is sometimes
-/// lost and the retry comes a second later.
+/// its gateway (see `netlink::neigh`): the first solicitation after ADD is sometimes lost and the
+/// retry comes a second later. ptp seeds only when the link state did not sync; bridge mode
+/// always does.
 async fn seed_neighbours(
     host_nl: &Netlink,
     ctr_nl: &Netlink,

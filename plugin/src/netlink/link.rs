@@ -135,7 +135,7 @@ impl Link {
 
     /// The MAC as `aa:bb:cc:dd:ee:ff`, as CNI results write it.
     pub fn mac_string(&self) -> Option<String> {
-        self.mac.as_ref().map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+        self.mac.as_deref().map(crate::mac::format)
     }
 }
 

@@ -10,10 +10,11 @@ pub(crate) use apply::add_container_addr;
 pub use plan::{plan, PtpPlan};
 
 use crate::attach::{Attachment, Undo};
+use crate::check::drift;
 use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NlContext};
 use crate::{masq, runtime, sysctl, veth};
-use conf::{CniError, CniResult, ErrorCode, Interface, IpConfig, NetResult};
+use conf::{CniError, CniResult, Interface, IpConfig, NetResult};
 use futures::future::join_all;
 use ipnet::IpNet;
 
@@ -64,7 +65,6 @@ fn result(att: &Attachment<'_>, allocated: &NetResult, host: &Link, container: &
 /// CHECK on the node: the node end exists, carries the network's group, and routes each
 /// container address.
 pub async fn check_node(host: &Netlink, host_veth: &str, group: u32, ips: &[IpNet]) -> CniResult<()> {
-    let drift = |msg: String| CniError::new(ErrorCode::Drift, msg);
     let node_end = host
         .link_by_name(host_veth)
         .await
