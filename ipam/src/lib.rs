@@ -22,7 +22,7 @@ mod store;
 use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Plugin, Request};
 use config::IpamConfig;
 use std::collections::HashSet;
-use store::{DiskStore, FileOwner, Open, Owner, Store};
+use store::{DiskStore, FileOwner, Owner, Store};
 
 /// The IPAM plugin (`type: "tether-ipam"`). A unit struct: every call opens, locks and closes the
 /// store itself, so it is safe to call from several threads or processes at once.
@@ -49,8 +49,7 @@ impl HostLocal {
         let cfg = IpamConfig::parse(&request.config, request.cni_args()?.ips()?)?;
         let dns = cfg.resolv_conf.as_deref().map(resolv::read).transpose()?.unwrap_or_default();
         let who = owner(request);
-        let mut store = open(&cfg.data_dir, request, Open::Create)?
-            .ok_or_else(|| CniError::new(ErrorCode::Io, "store directory vanished"))?;
+        let mut store = DiskStore::create(&cfg.data_dir, &request.config.name)?;
         let leases = store
             .held_by(&who)
             .and_then(|held| allocator::allocate(&mut store, &cfg.sets, &who, &cfg.requested, &held));
@@ -83,8 +82,8 @@ fn describe(request: &Request) -> String {
     )
 }
 
-fn open(data_dir: &std::path::Path, request: &Request, how: Open) -> CniResult<Option<DiskStore>> {
-    DiskStore::open(data_dir, &request.config.name, how)
+fn open_existing(data_dir: &std::path::Path, request: &Request) -> CniResult<Option<DiskStore>> {
+    DiskStore::open_existing(data_dir, &request.config.name)
 }
 
 impl Plugin for HostLocal {
@@ -97,7 +96,7 @@ impl Plugin for HostLocal {
     /// reservations are success.
     fn del(&self, request: &Request) -> CniResult<()> {
         let data_dir = config::data_dir(&request.config)?;
-        let Some(mut store) = open(&data_dir, request, Open::Existing)? else {
+        let Some(mut store) = open_existing(&data_dir, request)? else {
             return Ok(());
         };
         let released = store.release_owner(&owner(request));
@@ -112,7 +111,7 @@ impl Plugin for HostLocal {
     fn check(&self, request: &Request) -> CniResult<()> {
         let cfg = IpamConfig::parse(&request.config, Vec::new())?;
         let none_held = || CniError::new(ErrorCode::Ipam, format!("no address is reserved for {}", describe(request)));
-        let Some(mut store) = open(&cfg.data_dir, request, Open::Existing)? else {
+        let Some(mut store) = open_existing(&cfg.data_dir, request)? else {
             return Err(none_held());
         };
         let held = store.held_by(&owner(request));
@@ -137,11 +136,8 @@ impl Plugin for HostLocal {
         let cfg = IpamConfig::parse(&request.config, Vec::new())?;
         let unavailable = |msg: String| CniError::new(ErrorCode::PluginNotAvailable, msg);
         let dir = cfg.data_dir.join(&request.config.name);
-        let mut store = match open(&cfg.data_dir, request, Open::Create) {
-            Ok(Some(store)) => store,
-            Ok(None) => return Err(unavailable(format!("store {} is missing", dir.display()))),
-            Err(e) => return Err(unavailable(format!("store {} is not usable: {}", dir.display(), e.msg))),
-        };
+        let mut store = DiskStore::create(&cfg.data_dir, &request.config.name)
+            .map_err(|e| unavailable(format!("store {} is not usable: {}", dir.display(), e.msg)))?;
         if let Err(errno) = nix::unistd::access(store.dir(), nix::unistd::AccessFlags::W_OK) {
             store.finish();
             return Err(unavailable(format!("store {} is not writable: {errno}", dir.display())));
@@ -165,7 +161,7 @@ impl Plugin for HostLocal {
     /// `cni.dev/valid-attachments` (legacy ID-only files match on the container ID).
     fn gc(&self, request: &Request) -> CniResult<()> {
         let data_dir = config::data_dir(&request.config)?;
-        let Some(mut store) = open(&data_dir, request, Open::Existing)? else {
+        let Some(mut store) = open_existing(&data_dir, request)? else {
             return Ok(());
         };
         let valid = &request.config.valid_attachments;

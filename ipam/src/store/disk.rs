@@ -6,11 +6,11 @@
 //! [`super::spare`], or a new `tmp-res`), which is then hard-linked to `<dir>/<ip>`; the link
 //! fails when the name exists (O_EXCL semantics), and a crash at any point leaves either no
 //! reservation or a complete one. A released reservation is moved to a spare slot rather than
-//! unlinked. `last_reserved_ip.<n>` is overwritten in place, as host-local
-//! does: it is only a hint where to search next, so a torn write costs nothing but a search from
-//! the range start, and it saves a file creation and a rename per ADD. The `lock` file
-//! is `flock`ed (exclusively) from [`DiskStore::open`] until the store is dropped, so a whole
-//! command is one critical section, interlocked with host-local which locks the same file.
+//! unlinked. `last_reserved_ip.<n>` is overwritten in place, as host-local does: it is only a
+//! hint where to search next, so a torn write costs nothing but a search from the range start,
+//! and it saves a file creation and a rename per ADD. The `lock` file is `flock`ed (exclusively)
+//! from [`DiskStore::create`] or [`DiskStore::open_existing`] until the store is dropped, so a
+//! whole command is one critical section, interlocked with host-local which locks the same file.
 //!
 //! Index (`.tether/`): owner buckets ([`super::owners`]), occupancy bitmaps ([`super::used`])
 //! and the seal ([`super::stamp`]). The index is trusted only while the seal matches the
@@ -36,15 +36,6 @@ use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// Whether [`DiskStore::open`] may create the store directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Open {
-    /// Create `<dataDir>/<network>` (ADD, STATUS).
-    Create,
-    /// Only open an existing store (DEL, CHECK, GC): absent means nothing to do.
-    Existing,
-}
 
 /// An open, locked store of one network.
 #[derive(Debug)]
@@ -78,31 +69,52 @@ fn lock(dir: &Path) -> io::Result<Flock<File>> {
     }
 }
 
+/// `<data_dir>/<network>`, refusing a network name that could escape `data_dir` (code 7).
+fn store_dir(data_dir: &Path, network: &str) -> CniResult<PathBuf> {
+    if !conf::env::is_valid_identifier(network) {
+        return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid network name {network:?}")));
+    }
+    Ok(data_dir.join(network))
+}
+
+fn lock_error(dir: &Path, e: &io::Error) -> CniError {
+    io_error(format!("lock {}", dir.join("lock").display()), e)
+}
+
 impl DiskStore {
-    /// Open and lock the store `<data_dir>/<network>`; `None` when it does not exist and `how`
-    /// is [`Open::Existing`].
+    /// Create (when needed), open and lock the store `<data_dir>/<network>` (ADD, STATUS).
     ///
     /// # Errors
     /// Code 7 for a network name that could escape `data_dir`, code 5 when the directory or the
     /// lock cannot be created or taken.
-    pub fn open(data_dir: &Path, network: &str, how: Open) -> CniResult<Option<DiskStore>> {
-        if !conf::env::is_valid_identifier(network) {
-            return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid network name {network:?}")));
+    pub fn create(data_dir: &Path, network: &str) -> CniResult<DiskStore> {
+        let dir = store_dir(data_dir, network)?;
+        files::create_dirs(&dir).map_err(|e| io_error(format!("create {}", dir.display()), &e))?;
+        let lock = lock(&dir).map_err(|e| lock_error(&dir, &e))?;
+        DiskStore::locked(dir, lock)
+    }
+
+    /// Open and lock an existing store (DEL, CHECK, GC); `None` when there is none.
+    ///
+    /// # Errors
+    /// As [`DiskStore::create`].
+    pub fn open_existing(data_dir: &Path, network: &str) -> CniResult<Option<DiskStore>> {
+        let dir = store_dir(data_dir, network)?;
+        if !dir.is_dir() {
+            return Ok(None);
         }
-        let dir = data_dir.join(network);
-        match how {
-            Open::Create => files::create_dirs(&dir).map_err(|e| io_error(format!("create {}", dir.display()), &e))?,
-            Open::Existing if !dir.is_dir() => return Ok(None),
-            Open::Existing => {}
+        match lock(&dir) {
+            Ok(lock) => DiskStore::locked(dir, lock).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(lock_error(&dir, &e)),
         }
-        let lock = match lock(&dir) {
-            Ok(l) => l,
-            Err(e) if how == Open::Existing && e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error(format!("lock {}", dir.join("lock").display()), &e)),
-        };
+    }
+
+    /// The store in `dir`, whose lock is held.
+    fn locked(dir: PathBuf, lock: Flock<File>) -> CniResult<DiskStore> {
         let meta = dir.join(".tether");
         let created = files::create_dir(&meta).map_err(|e| io_error(format!("create {}", meta.display()), &e))?;
-        Ok(Some(DiskStore {
+        Ok(DiskStore {
             owners: Owners::new(&meta),
             used: Used::new(&meta),
             dir,
@@ -112,7 +124,7 @@ impl DiskStore {
             changed: created,
             suspect: false,
             _lock: lock,
-        }))
+        })
     }
 
     /// The store directory, `<dataDir>/<network>`.

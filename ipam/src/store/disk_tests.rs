@@ -37,7 +37,7 @@ fn sets(subnets: &[&str]) -> Vec<RangeSet> {
 }
 
 fn open(t: &TempDir) -> DiskStore {
-    DiskStore::open(&t.0, "net1", Open::Create).unwrap().unwrap()
+    DiskStore::create(&t.0, "net1").unwrap()
 }
 
 fn add(t: &TempDir, subnets: &[&str], id: &str) -> Vec<IpAddr> {
@@ -50,7 +50,7 @@ fn add(t: &TempDir, subnets: &[&str], id: &str) -> Vec<IpAddr> {
 }
 
 fn del(t: &TempDir, id: &str) -> Vec<IpAddr> {
-    let mut s = DiskStore::open(&t.0, "net1", Open::Existing).unwrap().unwrap();
+    let mut s = DiskStore::open_existing(&t.0, "net1").unwrap().unwrap();
     let r = s.release_owner(&Owner { id, ifname: "eth0" }).unwrap();
     s.finish();
     r
@@ -245,9 +245,9 @@ fn leftovers_of_a_crash_do_no_harm() {
 #[test]
 fn absent_store_is_not_created_by_existing_opens() {
     let t = TempDir::new("absent");
-    assert!(DiskStore::open(&t.0, "net1", Open::Existing).unwrap().is_none());
+    assert!(DiskStore::open_existing(&t.0, "net1").unwrap().is_none());
     assert!(!t.net().exists());
-    assert_eq!(DiskStore::open(&t.0, "../x", Open::Create).unwrap_err().code, 7);
+    assert_eq!(DiskStore::create(&t.0, "../x").unwrap_err().code, 7);
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod spare;
 mod stamp;
 mod used;
 
-pub use disk::{DiskStore, Open};
+pub use disk::DiskStore;
 
 use conf::CniResult;
 use std::net::IpAddr;
