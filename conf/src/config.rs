@@ -115,7 +115,7 @@ impl NetConf {
             None => None,
         };
         if let Some(t) = &ipam_type {
-            if t.contains('/') || t == "." || t == ".." {
+            if !crate::delegate::is_plugin_name(t) {
                 return Err(invalid(format!("invalid ipam type {t:?}: must be a plugin name, not a path")));
             }
         }

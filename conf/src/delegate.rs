@@ -18,12 +18,17 @@ use std::process::{Command as Process, Stdio};
 /// # Errors
 /// Code 7 when `plugin_type` is not a plain name; code 103 when no directory holds it.
 pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
-    if plugin_type.is_empty() || plugin_type.contains('/') || plugin_type == "." || plugin_type == ".." {
+    if !is_plugin_name(plugin_type) {
         return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid plugin type {plugin_type:?}")));
     }
     path.iter().map(|dir| dir.join(plugin_type)).find(|candidate| is_executable(candidate)).ok_or_else(|| {
         CniError::new(ErrorCode::Delegate, format!("failed to find plugin {plugin_type:?} in path {path:?}"))
     })
+}
+
+/// A plugin type is a file name looked up in `CNI_PATH`, never a path.
+pub(crate) fn is_plugin_name(plugin_type: &str) -> bool {
+    !plugin_type.is_empty() && !plugin_type.contains('/') && plugin_type != "." && plugin_type != ".."
 }
 
 fn is_executable(path: &Path) -> bool {

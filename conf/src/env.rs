@@ -107,11 +107,6 @@ impl Invocation {
         }
         Ok(inv)
     }
-
-    /// Read the invocation from the process environment.
-    pub fn from_env() -> Result<Invocation, CniError> {
-        Invocation::from_lookup(|k| std::env::var(k).ok())
-    }
 }
 
 fn missing_env(name: &str) -> CniError {

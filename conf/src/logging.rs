@@ -16,11 +16,6 @@ pub fn set_context(context: String) {
     let _ = CONTEXT.set(context);
 }
 
-/// Initialise from the environment alone (no configuration was read).
-pub fn init() {
-    setup(None, None);
-}
-
 /// Initialise from a decoded configuration's `logLevel` / `logFile`, then the environment.
 pub fn configure_from(raw: &serde_json::Value) {
     setup(raw.get("logLevel").and_then(|v| v.as_str()), raw.get("logFile").and_then(|v| v.as_str()));
