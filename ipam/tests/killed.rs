@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -23,19 +21,7 @@ fn killed_adds_leave_a_consistent_store() {
     assert!(del(TETHER_IPAM, "probe", &c).ok);
     let mut seed: u64 = 0x5eed;
     for i in 0..N {
-        let mut child = Command::new(TETHER_IPAM)
-            .env_clear()
-            .env("CNI_COMMAND", "ADD")
-            .env("CNI_CONTAINERID", format!("kill-{i}"))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_NETNS", "/var/run/netns/tether-ipam-test")
-            .env("CNI_PATH", "/usr/lib/cni")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(c.to_string().as_bytes()).unwrap();
+        let mut child = spawn(TETHER_IPAM, "ADD", &format!("kill-{i}"), "eth0", &c, &[]);
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_micros(full / 5 + (seed >> 33) % full.max(1)));
         let _ = child.kill();

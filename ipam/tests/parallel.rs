@@ -5,8 +5,6 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::collections::HashSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 #[test]
 fn parallel_adds_get_distinct_addresses() {
@@ -18,24 +16,7 @@ fn parallel_adds_get_distinct_addresses() {
         &d.0,
         json!({"ranges": [[{"subnet": "198.18.0.0/24"}], [{"subnet": "fd7e:7e7e::/120"}]]}),
     );
-    let children: Vec<_> = (0..N)
-        .map(|i| {
-            let mut child = Command::new(TETHER_IPAM)
-                .env_clear()
-                .env("CNI_COMMAND", "ADD")
-                .env("CNI_CONTAINERID", format!("par-{i}"))
-                .env("CNI_IFNAME", "eth0")
-                .env("CNI_NETNS", "/var/run/netns/tether-ipam-test")
-                .env("CNI_PATH", "/usr/lib/cni")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child.stdin.take().unwrap().write_all(c.to_string().as_bytes()).unwrap();
-            child
-        })
-        .collect();
+    let children: Vec<_> = (0..N).map(|i| spawn(TETHER_IPAM, "ADD", &format!("par-{i}"), "eth0", &c, &[])).collect();
     let mut seen = HashSet::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
