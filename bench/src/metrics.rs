@@ -1,4 +1,4 @@
-//! What the scenarios measured, keyed by metric name ("ptp/ADD", "ipam65k/ADD/rss", ...) and side.
+//! What the scenarios measured, keyed by metric name ("ptp/ADD", "ipamfull/ADD/rss", ...) and side.
 
 use crate::cni::Side;
 use std::collections::BTreeMap;

@@ -186,11 +186,12 @@ pub fn sweep_leftovers(ip_bin: &Path) {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir("/tmp") {
+    // Where main.rs makes each run's directory.
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if owner_pid(&name).is_some_and(|pid| !live_bench(pid)) && entry.path().is_dir() {
-                eprintln!("tether-bench: removing leftover directory /tmp/{name}");
+                eprintln!("tether-bench: removing leftover directory {}", entry.path().display());
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

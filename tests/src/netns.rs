@@ -314,7 +314,7 @@ impl Node {
         Netns::new(tag)
     }
 
-    /// Every file under the IPAM data dir (relative paths, sorted), excluding lock files.
+    /// Every file under the IPAM data dir (relative paths, sorted), the lock and the index included.
     pub fn ipam_files(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
