@@ -41,6 +41,12 @@ impl NftError {
         NftError { op, object: object.into(), cause: Cause::Protocol(why.into()) }
     }
 
+    /// A transaction recomputed `MAX_ATTEMPTS` times without a failure to report: concurrent changes
+    /// kept invalidating it.
+    pub(crate) fn gave_up(op: &'static str, object: impl Into<String>) -> Self {
+        NftError::protocol(op, object, "ruleset kept changing; gave up after retries")
+    }
+
     /// The public operation that failed (`masq_add`, `spoofchk_del`, ...).
     pub fn op(&self) -> &str {
         self.op

@@ -138,7 +138,7 @@ pub fn isolate_add(network: &str) -> Result<u32, NftError> {
             Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, t.describe(), errno, detail)),
         }
     }
-    Err(last.unwrap_or_else(|| NftError::protocol(OP, t.describe(), "ruleset kept changing; gave up after retries")))
+    Err(last.unwrap_or_else(|| NftError::gave_up(OP, t.describe())))
 }
 
 /// Whether `network`'s group is in the shared set (for CHECK).

@@ -32,7 +32,7 @@ use crate::objects::{
     self, base, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_BIG_ENDIAN,
     NFT_SET_ELEM_INTERVAL_END, NFT_SET_INTERVAL,
 };
-use crate::state::{backoff, push_elems, Ctx, EmptyTable, MAX_ATTEMPTS};
+use crate::state::{backoff, push_elems, Ctx, MAX_ATTEMPTS};
 use crate::NftError;
 
 /// One address of a container to masquerade, with the subnet it belongs to (traffic to the subnet is not
@@ -432,8 +432,7 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
             plan.del = del;
         }
     }
-    Err(last
-        .unwrap_or_else(|| NftError::protocol(OP, table.describe(), "ruleset kept changing; gave up after retries")))
+    Err(last.unwrap_or_else(|| NftError::gave_up(OP, table.describe())))
 }
 
 /// Remove this attachment's masquerade state, found by (network, container ID, ifname), not by address or live
@@ -443,8 +442,7 @@ pub fn masq_del(network: &str, container_id: &str, ifname: &str) -> Result<(), N
     const OP: &str = "masq_del";
     let table = table(OP, network)?;
     let owner = names::owner(OP, container_id, ifname)?;
-    let mut ctx = Ctx::open(OP)?;
-    ctx.remove_where(&table, &["masq4", "masq6"], EmptyTable::Keep, |e| e.comment.as_deref() == Some(owner.as_str()))?;
+    Ctx::open(OP)?.remove_owner(&table, &["masq4", "masq6"], &owner)?;
     Ok(())
 }
 
@@ -469,16 +467,7 @@ pub fn masq_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<
 pub fn masq_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
     const OP: &str = "masq_gc";
     let table = table(OP, network)?;
-    // A pair that is not a valid name cannot own anything we wrote.
-    let keep: Vec<String> = valid.iter().filter_map(|(id, ifname)| names::owner(OP, id, ifname).ok()).collect();
-    let mut ctx = Ctx::open(OP)?;
-    let removed = ctx.remove_where(&table, &["masq4", "masq6"], EmptyTable::Drop, |e| {
-        !e.comment.as_ref().is_some_and(|c| keep.iter().any(|k| k == c))
-    })?;
-    if removed > 0 {
-        log::info!("{OP}: removed {removed} stale masquerade element(s) of {}", table.describe());
-    }
-    Ok(())
+    Ctx::open(OP)?.remove_owners_not_in(&table, &["masq4", "masq6"], valid, "masquerade")
 }
 
 #[cfg(test)]

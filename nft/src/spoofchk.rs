@@ -23,7 +23,7 @@ use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, base, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
-use crate::state::{backoff, Ctx, EmptyTable, MAX_ATTEMPTS};
+use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
 use crate::NftError;
 
 const CHAIN: &str = "prerouting";
@@ -218,8 +218,7 @@ pub fn spoofchk_add(
             Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
         }
     }
-    Err(last
-        .unwrap_or_else(|| NftError::protocol(OP, table.describe(), "ruleset kept changing; gave up after retries")))
+    Err(last.unwrap_or_else(|| NftError::gave_up(OP, table.describe())))
 }
 
 /// Remove this attachment's spoof-check state, found by (network, container ID, ifname). Ok when absent. The
@@ -228,8 +227,7 @@ pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(
     const OP: &str = "spoofchk_del";
     let table = table(OP, network)?;
     let owner = names::owner(OP, container_id, ifname)?;
-    let mut ctx = Ctx::open(OP)?;
-    ctx.remove_where(&table, &[PORTS, ALLOWED], EmptyTable::Keep, |e| e.comment.as_deref() == Some(owner.as_str()))?;
+    Ctx::open(OP)?.remove_owner(&table, &[PORTS, ALLOWED], &owner)?;
     Ok(())
 }
 
@@ -253,15 +251,7 @@ pub fn spoofchk_list(network: &str, container_id: &str, ifname: &str) -> Result<
 pub fn spoofchk_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
     const OP: &str = "spoofchk_gc";
     let table = table(OP, network)?;
-    let keep: Vec<String> = valid.iter().filter_map(|(id, ifname)| names::owner(OP, id, ifname).ok()).collect();
-    let mut ctx = Ctx::open(OP)?;
-    let removed = ctx.remove_where(&table, &[PORTS, ALLOWED], EmptyTable::Drop, |e| {
-        !e.comment.as_ref().is_some_and(|c| keep.iter().any(|k| k == c))
-    })?;
-    if removed > 0 {
-        log::info!("{OP}: removed {removed} stale spoof-check element(s) of {}", table.describe());
-    }
-    Ok(())
+    Ctx::open(OP)?.remove_owners_not_in(&table, &[PORTS, ALLOWED], valid, "spoof-check")
 }
 
 #[cfg(test)]

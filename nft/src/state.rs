@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::netlink::{Batch, Commit, Conn, Failure, Msg, WireError};
 use crate::objects::{self, Elem, SetRef, Table};
-use crate::NftError;
+use crate::{names, NftError};
 
 /// How often a transaction is recomputed when concurrent changes invalidate it. Each retry re-reads the state,
 /// so this only bounds pathological contention.
@@ -101,11 +101,42 @@ impl Ctx {
         }
     }
 
+    /// DEL: remove the elements of `sets` that `owner` (an owner comment) holds; an emptied table stays.
+    pub(crate) fn remove_owner(
+        &mut self,
+        table: &Table,
+        sets: &[&'static str],
+        owner: &str,
+    ) -> Result<usize, NftError> {
+        self.remove_where(table, sets, EmptyTable::Keep, |e| e.comment.as_deref() == Some(owner))
+    }
+
+    /// GC: remove every element of `sets` not owned by one of `valid` ((container ID, ifname) pairs), and the
+    /// table once empty. Logs what it removed, as `what` ("masquerade", ...).
+    pub(crate) fn remove_owners_not_in(
+        &mut self,
+        table: &Table,
+        sets: &[&'static str],
+        valid: &[(String, String)],
+        what: &str,
+    ) -> Result<(), NftError> {
+        // A pair that is not a valid name cannot own anything we wrote.
+        let keep: Vec<String> =
+            valid.iter().filter_map(|(id, ifname)| names::owner(self.op, id, ifname).ok()).collect();
+        let removed = self.remove_where(table, sets, EmptyTable::Drop, |e| {
+            !e.comment.as_ref().is_some_and(|c| keep.iter().any(|k| k == c))
+        })?;
+        if removed > 0 {
+            log::info!("{}: removed {removed} stale {what} element(s) of {}", self.op, table.describe());
+        }
+        Ok(())
+    }
+
     /// Remove every element of `sets` for which `doomed` holds, as one transaction. With [`EmptyTable::Drop`] it
     /// only commits if nothing changed since the sets were read, and when no element is left in any of `sets`,
     /// the table goes too (a concurrent ADD either lands before our read, and then the table stays, or finds the
     /// table gone and recreates it). A missing table is success. Returns how many elements were removed.
-    pub(crate) fn remove_where(
+    fn remove_where(
         &mut self,
         table: &Table,
         sets: &[&'static str],
@@ -161,9 +192,7 @@ impl Ctx {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
-            NftError::protocol(self.op, table.describe(), "ruleset kept changing; gave up after retries")
-        }))
+        Err(last.unwrap_or_else(|| NftError::gave_up(self.op, table.describe())))
     }
 }
 
@@ -189,7 +218,7 @@ fn wait_for_grace_period() {
 
 /// What to do with a table whose sets an operation empties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EmptyTable {
+enum EmptyTable {
     /// Keep it: DEL of one container. Recreating a table costs ~20 ms (its chain registers a hook), which the
     /// next ADD of the network would pay; an empty table costs nothing per packet that matters.
     Keep,
