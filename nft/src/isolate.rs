@@ -25,7 +25,7 @@
 use crate::names;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{
-    self, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
+    self, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
 use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
 use crate::NftError;
@@ -64,8 +64,7 @@ fn key(group: u32) -> Vec<u8> {
 }
 
 fn table_contents(t: &Table, batch: &mut Batch) {
-    let chain = objects::new_base_chain(t, CHAIN, "filter", HOOK_FORWARD, PRIO_FILTER);
-    batch.push(chain, format!("chain {} {} {CHAIN}", t.family.name(), t.name));
+    let chain = BaseChain { name: CHAIN, kind: "filter", hook: HOOK_FORWARD, priority: PRIO_FILTER };
     let set = SetSpec {
         name: SAME,
         key_type: datatype::concat(&[datatype::DEVGROUP, datatype::DEVGROUP]),
@@ -73,8 +72,7 @@ fn table_contents(t: &Table, batch: &mut Batch) {
         flags: 0,
         key_byteorder: BYTEORDER_HOST_ENDIAN,
     };
-    batch.push(objects::new_set(t, &set, 1), t.set(SAME).describe());
-    batch.push(objects::new_rule(t, CHAIN, &rule()), format!("rule in chain {} {} {CHAIN}", t.family.name(), t.name));
+    objects::push_contents(batch, t, &chain, &[set], &[rule()]);
 }
 
 fn rule() -> Vec<Expr> {

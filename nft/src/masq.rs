@@ -29,7 +29,7 @@ use ipnet::IpNet;
 use crate::names;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{
-    self, base, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_BIG_ENDIAN,
+    self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_BIG_ENDIAN,
     NFT_SET_ELEM_INTERVAL_END, NFT_SET_INTERVAL,
 };
 use crate::state::{backoff, push_elems, Ctx, MAX_ATTEMPTS};
@@ -108,8 +108,7 @@ fn table(op: &'static str, network: &str) -> Result<Table, NftError> {
 
 /// The chains, sets and rules of a masquerade table (the table message itself comes from `ensure_table`).
 fn table_contents(t: &Table, batch: &mut Batch) {
-    let chain = objects::new_base_chain(t, CHAIN, "nat", HOOK_POSTROUTING, PRIO_SRCNAT);
-    batch.push(chain, format!("chain {} {} {CHAIN}", t.family.name(), t.name));
+    let chain = BaseChain { name: CHAIN, kind: "nat", hook: HOOK_POSTROUTING, priority: PRIO_SRCNAT };
     let sets = [
         SetSpec {
             name: "masq4",
@@ -140,12 +139,7 @@ fn table_contents(t: &Table, batch: &mut Batch) {
             key_byteorder: BYTEORDER_BIG_ENDIAN,
         },
     ];
-    for (id, spec) in sets.iter().enumerate() {
-        batch.push(objects::new_set(t, spec, id as u32 + 1), t.set(spec.name).describe());
-    }
-    for rule in rules() {
-        batch.push(objects::new_rule(t, CHAIN, &rule), format!("rule in chain {} {} {CHAIN}", t.family.name(), t.name));
-    }
+    objects::push_contents(batch, t, &chain, &sets, &rules());
 }
 
 fn rules() -> Vec<Vec<Expr>> {

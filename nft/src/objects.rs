@@ -5,7 +5,7 @@
 //! TLV layout (`NFTNL_UDATA_SET_ELEM_COMMENT`), so `nft list ruleset` prints it as `comment "..."`.
 
 use crate::netlink::{
-    attr, attrs, be32_of, Msg, NFT_MSG_DELSETELEM, NFT_MSG_DELTABLE, NFT_MSG_GETSETELEM, NFT_MSG_NEWCHAIN,
+    attr, attrs, be32_of, Batch, Msg, NFT_MSG_DELSETELEM, NFT_MSG_DELTABLE, NFT_MSG_GETSETELEM, NFT_MSG_NEWCHAIN,
     NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWTABLE, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
 };
 
@@ -164,8 +164,34 @@ pub(crate) fn del_table(t: &Table) -> Msg {
     m
 }
 
-/// A base chain: `type <kind> hook <hook> priority <priority>; policy accept;`.
-pub(crate) fn new_base_chain(t: &Table, name: &str, kind: &str, hook: u32, priority: i32) -> Msg {
+/// A base chain of a table: `type <kind> hook <hook> priority <priority>; policy accept;`.
+pub(crate) struct BaseChain<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) hook: u32,
+    pub(crate) priority: i32,
+}
+
+/// Append what a table holds (after its NEWTABLE): its base chain, its sets (ids 1, 2, ... in this
+/// transaction) and the chain's rules, each named for error messages.
+pub(crate) fn push_contents(
+    batch: &mut Batch,
+    t: &Table,
+    chain: &BaseChain<'_>,
+    sets: &[SetSpec],
+    rules: &[Vec<Expr>],
+) {
+    let chain_name = format!("chain {} {} {}", t.family.name(), t.name, chain.name);
+    batch.push(new_base_chain(t, chain.name, chain.kind, chain.hook, chain.priority), chain_name.clone());
+    for (id, spec) in sets.iter().enumerate() {
+        batch.push(new_set(t, spec, id as u32 + 1), t.set(spec.name).describe());
+    }
+    for rule in rules {
+        batch.push(new_rule(t, chain.name, rule), format!("rule in {chain_name}"));
+    }
+}
+
+fn new_base_chain(t: &Table, name: &str, kind: &str, hook: u32, priority: i32) -> Msg {
     const NF_ACCEPT: u32 = 1;
     let mut m = Msg::new(NFT_MSG_NEWCHAIN, t.family as u8, NLM_F_CREATE);
     m.str(NFTA_CHAIN_TABLE, &t.name).str(NFTA_CHAIN_NAME, name);

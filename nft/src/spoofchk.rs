@@ -21,7 +21,7 @@
 use crate::names;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{
-    self, base, datatype, meta_key, reg, verdict, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
+    self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
 use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
 use crate::NftError;
@@ -41,8 +41,7 @@ fn table(op: &'static str, network: &str) -> Result<Table, NftError> {
 }
 
 fn table_contents(t: &Table, batch: &mut Batch) {
-    let chain = objects::new_base_chain(t, CHAIN, "filter", HOOK_PREROUTING, PRIORITY);
-    batch.push(chain, format!("chain {} {} {CHAIN}", t.family.name(), t.name));
+    let chain = BaseChain { name: CHAIN, kind: "filter", hook: HOOK_PREROUTING, priority: PRIORITY };
     let sets = [
         SetSpec {
             name: PORTS,
@@ -60,12 +59,7 @@ fn table_contents(t: &Table, batch: &mut Batch) {
             key_byteorder: BYTEORDER_HOST_ENDIAN,
         },
     ];
-    for (id, spec) in sets.iter().enumerate() {
-        batch.push(objects::new_set(t, spec, id as u32 + 1), t.set(spec.name).describe());
-    }
-    for rule in rules() {
-        batch.push(objects::new_rule(t, CHAIN, &rule), format!("rule in chain {} {} {CHAIN}", t.family.name(), t.name));
-    }
+    objects::push_contents(batch, t, &chain, &sets, &rules());
 }
 
 fn rules() -> Vec<Vec<Expr>> {
