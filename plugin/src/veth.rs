@@ -7,28 +7,19 @@ use crate::netlink::link::{Link, VethSpec};
 use crate::netlink::{Netlink, NlContext};
 use conf::{CniError, CniResult, ErrorCode};
 
-/// FNV-1a, 64 bit: tiny, and stable across Rust releases and platforms (std's `DefaultHasher`
-/// is neither), which matters because a DEL may run a newer tether than the ADD did.
-fn fnv1a64(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            // A separator that cannot occur in validated names keeps ("ab","c") != ("a","bc").
-            hash ^= 0xff;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        for byte in part.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
+/// FNV-1a, 64 bit, for the names of interfaces tether creates: tiny, and stable across Rust
+/// releases and platforms (std's `DefaultHasher` is neither), which matters because a DEL may
+/// run a newer tether than the ADD did.
+pub fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `veth` + 11 hex digits of a hash of (network, container ID, ifname): 15 bytes, the kernel's
 /// limit. The `veth` prefix is what NetworkManager leaves alone.
 pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String {
-    let hex = format!("{:016x}", fnv1a64(&[network, container_id, ifname]));
+    // A separator that cannot occur in validated names keeps ("ab","c") != ("a","bc").
+    let parts = network.bytes().chain([0xff]).chain(container_id.bytes()).chain([0xff]).chain(ifname.bytes());
+    let hex = format!("{:016x}", fnv1a64(parts));
     format!("veth{}", &hex[..11])
 }
 
@@ -93,8 +84,8 @@ mod tests {
         assert_eq!(name.len(), 15);
         assert!(name.starts_with("veth"));
         // Stable across releases: DEL must find what an older ADD created.
-        assert_eq!(name, host_veth_name("routed", "c1", "eth0"));
-        assert_eq!(fnv1a64(&["a"]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(name, "vethf7720859fa1");
+        assert_eq!(fnv1a64("a".bytes()), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

@@ -122,10 +122,7 @@ pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, gr
 /// The name of the bridge port of a VLAN gateway: `tgw` + 12 hex digits of a hash of the bridge
 /// and VLAN, deterministic so concurrent ADDs agree on it.
 fn gateway_port_name(bridge: &str, vlan: u16) -> String {
-    let hash = bridge
-        .bytes()
-        .chain(vlan.to_be_bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = crate::veth::fnv1a64(bridge.bytes().chain(vlan.to_be_bytes()));
     format!("tgw{:012x}", hash & 0xffff_ffff_ffff)
 }
 
@@ -180,6 +177,12 @@ pub async fn ensure_vlan_gateway(nl: &Netlink, br: &Link, conf: &BridgeConf, gro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_port_name_is_stable() {
+        // Concurrent ADDs, and tether releases, must agree on it.
+        assert_eq!(gateway_port_name("tether0", 42), "tgw074ebee4ec01");
+    }
 
     fn bridge() -> Link {
         Link {
