@@ -36,11 +36,7 @@ fn dir_fields(path: &Path) -> io::Result<[i64; 4]> {
 }
 
 fn checksum(fields: &[i64; 8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in fields.iter().flat_map(|f| f.to_le_bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    super::fnv1a64(fields.iter().flat_map(|f| f.to_le_bytes()))
 }
 
 impl Stamp {
