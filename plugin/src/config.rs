@@ -47,11 +47,19 @@ pub struct PluginConf {
     pub bridge: BridgeConf,
 }
 
-/// The mode named by `mode`, read leniently (DEL must work whatever else the document holds).
+/// The mode named by `mode`, read leniently (DEL must work whatever else the document holds):
+/// anything but a valid mode is ptp.
 pub fn mode_of(netconf: &NetConf) -> Mode {
-    match netconf.raw.get("mode").and_then(|m| m.as_str()) {
-        Some("bridge") => Mode::Bridge,
-        _ => Mode::Ptp,
+    parse_mode(netconf.raw.get("mode").and_then(|m| m.as_str())).unwrap_or(Mode::Ptp)
+}
+
+/// `mode`: absent or empty is ptp; an unknown value is code 2.
+fn parse_mode(mode: Option<&str>) -> CniResult<Mode> {
+    match mode {
+        None | Some("") | Some("ptp") => Ok(Mode::Ptp),
+        Some("bridge") => Ok(Mode::Bridge),
+        Some(other) => Err(CniError::new(ErrorCode::UnsupportedField, format!("unsupported mode {other:?}"))
+            .with_details("mode must be \"ptp\" or \"bridge\"")),
     }
 }
 
@@ -70,14 +78,7 @@ impl PluginConf {
     /// [`PluginConf::from_request`] without the MAC.
     pub fn from_netconf(netconf: &NetConf) -> CniResult<PluginConf> {
         let raw: Raw = netconf.plugin_config()?;
-        let mode = match raw.mode.as_deref() {
-            None | Some("") | Some("ptp") => Mode::Ptp,
-            Some("bridge") => Mode::Bridge,
-            Some(other) => {
-                return Err(CniError::new(ErrorCode::UnsupportedField, format!("unsupported mode {other:?}"))
-                    .with_details("mode must be \"ptp\" or \"bridge\""))
-            }
-        };
+        let mode = parse_mode(raw.mode.as_deref())?;
         let layer3 = netconf.ipam_type.is_some();
         if mode == Mode::Ptp && !layer3 {
             return Err(CniError::new(ErrorCode::InvalidConfig, "ipam: missing \"type\"")

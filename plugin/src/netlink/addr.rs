@@ -1,12 +1,11 @@
 //! Addresses: add one with the flags tether needs, delete one, list those of a link.
 
-use super::{Netlink, NlError};
+use super::{family, Netlink, NlError};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
 use std::future::Future;
-use std::net::IpAddr;
 
 /// How an address is added.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,14 +27,6 @@ pub struct AddrInfo {
     pub tentative: bool,
     /// IFA_F_DADFAILED: another host on the link has it.
     pub dad_failed: bool,
-}
-
-fn family(ip: &IpAddr) -> AddressFamily {
-    if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    }
 }
 
 /// The RTM_NEWADDR message for [`Netlink::add_addr`] (send it with NLM_F_CREATE | NLM_F_EXCL).

@@ -97,6 +97,15 @@ impl<T> NlContext<T> for Result<T, NlError> {
 
 pub use batch::{next_outcome, Outcomes};
 
+/// The netlink address family of `ip`.
+fn family(ip: &std::net::IpAddr) -> netlink_packet_route::AddressFamily {
+    if ip.is_ipv4() {
+        netlink_packet_route::AddressFamily::Inet
+    } else {
+        netlink_packet_route::AddressFamily::Inet6
+    }
+}
+
 /// A route-netlink connection bound to one namespace.
 #[derive(Clone)]
 pub struct Netlink {

@@ -8,10 +8,10 @@
 //! packet go out at once; the kernel then confirms it with a unicast probe as usual, so a
 //! later MAC change is still learnt.
 
-use super::{Netlink, NlError};
+use super::{family, Netlink, NlError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
 use std::future::Future;
 use std::net::IpAddr;
 
@@ -25,7 +25,7 @@ impl Netlink {
         mac: &[u8],
     ) -> impl Future<Output = Result<(), NlError>> + 'static {
         let mut msg = NeighbourMessage::default();
-        msg.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        msg.header.family = family(&ip);
         msg.header.ifindex = index;
         msg.header.state = NeighbourState::Stale;
         msg.attributes.push(NeighbourAttribute::Destination(match ip {

@@ -1,6 +1,6 @@
 //! Routes: add one described by a [`RouteSpec`], list the routes of a table.
 
-use super::{Netlink, NlError};
+use super::{family, Netlink, NlError};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{
@@ -81,14 +81,6 @@ pub struct InstalledRoute {
     pub oif: Option<u32>,
     /// Table.
     pub table: u32,
-}
-
-fn family(ip: &IpAddr) -> AddressFamily {
-    if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    }
 }
 
 /// The RTM_NEWROUTE message for [`Netlink::add_route`] (send it with NLM_F_CREATE | NLM_F_EXCL).
