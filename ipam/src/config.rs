@@ -71,16 +71,24 @@ fn raw_ipam(conf: &NetConf) -> CniResult<RawIpam> {
 }
 
 fn data_dir_of(raw: &RawIpam) -> PathBuf {
-    PathBuf::from(raw.data_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR))
+    data_dir_or_default(raw.data_dir.as_deref())
+}
+
+fn data_dir_or_default(dir: Option<&str>) -> PathBuf {
+    PathBuf::from(dir.filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR))
 }
 
 /// Only `ipam.dataDir`, for the verbs that need no ranges (DEL, GC): a DEL must still release
-/// when the ranges have since become invalid.
+/// when the rest of the IPAM configuration has since become invalid.
 ///
 /// # Errors
-/// Code 7 when `ipam` is missing or is not an object of the right shape.
+/// Code 7 when `ipam` is missing or `dataDir` is not a string.
 pub fn data_dir(conf: &NetConf) -> CniResult<PathBuf> {
-    Ok(data_dir_of(&raw_ipam(conf)?))
+    match ipam_value(conf)?.get("dataDir") {
+        None | Some(Value::Null) => Ok(data_dir_or_default(None)),
+        Some(Value::String(dir)) => Ok(data_dir_or_default(Some(dir))),
+        Some(other) => Err(invalid(format!("ipam.dataDir must be a string, got {other}"))),
+    }
 }
 
 /// An IP address, or an `ip/prefix` whose prefix is ignored; IPv4-mapped IPv6 becomes IPv4.

@@ -93,6 +93,12 @@ fn del_is_idempotent_and_does_not_need_the_store() {
     let broken = conf("1.0.0", "net1", &d.0, json!({"ranges": [[{"subnet": "nonsense"}]]}));
     assert!(del(T, "ctr2", &broken).ok);
     assert!(d.reservations("net1").is_empty());
+    // nor when they no longer have the right JSON shape
+    add(T, "ctr3", &c);
+    let mistyped = conf("1.0.0", "net1", &d.0, json!({"ranges": 5, "routes": "x"}));
+    let r = del(T, "ctr3", &mistyped);
+    assert!(r.ok, "{r:?}");
+    assert!(d.reservations("net1").is_empty());
     std::fs::remove_dir_all(d.store("net1")).unwrap();
     assert!(del(T, "ctr2", &c).ok, "a vanished store is fine");
 }
