@@ -43,11 +43,18 @@ fn root_problem() -> Option<String> {
 #[track_caller]
 pub fn require_root() -> bool {
     let Some(problem) = root_problem() else { return true };
+    skip_or_fail(&format!("root and network namespaces ({problem})"))
+}
+
+/// The test cannot run because it lacks `need`: panic when [`ci_required`] (a skip must not pass
+/// CI), else print `SKIPPED: ...` and return false.
+#[track_caller]
+pub fn skip_or_fail(need: &str) -> bool {
     let test = test_name();
     if ci_required() {
-        panic!("{test} needs root and network namespaces ({problem}); CI is set, so this is a failure, not a skip");
+        panic!("{test} needs {need}; CI is set, so this is a failure, not a skip");
     }
-    eprintln!("SKIPPED: {test} needs root ({problem})");
+    eprintln!("SKIPPED: {test} needs {need}");
     false
 }
 
@@ -57,15 +64,7 @@ pub fn require_root() -> bool {
 pub fn require_tool(program: &str) -> bool {
     let found =
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false);
-    if found {
-        return true;
-    }
-    let test = test_name();
-    if ci_required() {
-        panic!("{test} needs `{program}`, which is not installed; CI is set, so this is a failure");
-    }
-    eprintln!("SKIPPED: {test} needs `{program}`");
-    false
+    found || skip_or_fail(&format!("`{program}`, which is not installed"))
 }
 
 /// `if !require_root() { return; }`
