@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::netlink::{Batch, Commit, Conn, Failure, Msg, WireError};
+use crate::netlink::{Batch, Commit, Conn, Dump, Failure, KernelError, Msg, WireError};
 use crate::objects::{self, Elem, SetRef, Table};
 use crate::{names, NftError};
 
@@ -51,24 +51,32 @@ impl Ctx {
         }
     }
 
-    /// Every element of `set`, or None when the set (or its table) does not exist.
-    pub(crate) fn read_set(&mut self, set: SetRef<'_>) -> Result<Option<Vec<Elem>>, NftError> {
-        match self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))? {
-            Ok(dump) => Ok(Some(elems_of(&dump.bodies))),
+    /// A reply about `set`: None when the set (or its table) does not exist.
+    fn about_set<T>(&self, set: SetRef<'_>, reply: Result<T, KernelError>) -> Result<Option<T>, NftError> {
+        match reply {
+            Ok(reply) => Ok(Some(reply)),
             Err(e) if e.errno == libc::ENOENT => Ok(None),
             Err(e) => Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
         }
+    }
+
+    fn dump_set(&mut self, set: SetRef<'_>) -> Result<Option<Dump>, NftError> {
+        let reply = self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))?;
+        self.about_set(set, reply)
+    }
+
+    /// Every element of `set`, or None when the set (or its table) does not exist.
+    pub(crate) fn read_set(&mut self, set: SetRef<'_>) -> Result<Option<Vec<Elem>>, NftError> {
+        Ok(self.dump_set(set)?.map(|dump| elems_of(&dump.bodies)))
     }
 
     /// Like [`Ctx::read_set`], but retried while the kernel flags the dump as interrupted by a concurrent change,
     /// for readers that do not follow up with a generation-checked transaction.
     pub(crate) fn read_set_consistent(&mut self, set: SetRef<'_>) -> Result<Option<Vec<Elem>>, NftError> {
         for _ in 0..MAX_ATTEMPTS {
-            match self.conn.dump(objects::dump_elems(set)).map_err(|e| self.wire(&set.describe(), e))? {
-                Ok(dump) if dump.interrupted => continue,
-                Ok(dump) => return Ok(Some(elems_of(&dump.bodies))),
-                Err(e) if e.errno == libc::ENOENT => return Ok(None),
-                Err(e) => return Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
+            match self.dump_set(set)? {
+                Some(dump) if dump.interrupted => continue,
+                dump => return Ok(dump.map(|d| elems_of(&d.bodies))),
             }
         }
         Err(NftError::protocol(self.op, set.describe(), "set kept changing while being read"))
@@ -76,11 +84,10 @@ impl Ctx {
 
     /// The element of `set` with `key`, or None when it (or the set) does not exist.
     pub(crate) fn get_elem(&mut self, set: SetRef<'_>, key: &[u8]) -> Result<Option<Elem>, NftError> {
-        match self.conn.get(objects::get_elem(set, key)).map_err(|e| self.wire(&set.describe(), e))? {
-            Ok(reply) => Ok(reply.bodies.iter().flat_map(|b| objects::parse_elems(b)).find(|e| e.key == key)),
-            Err(e) if e.errno == libc::ENOENT => Ok(None),
-            Err(e) => Err(NftError::errno(self.op, set.describe(), e.errno, e.detail)),
-        }
+        let reply = self.conn.get(objects::get_elem(set, key)).map_err(|e| self.wire(&set.describe(), e))?;
+        Ok(self
+            .about_set(set, reply)?
+            .and_then(|reply| reply.bodies.iter().flat_map(|b| objects::parse_elems(b)).find(|e| e.key == key)))
     }
 
     /// Create `table` with everything `contents` adds (chains, sets, rules) in one transaction. The table message
