@@ -1,7 +1,11 @@
 //! `CNI_ARGS`: `K=V;K=V` pairs (CONVENTIONS.md; Go `pkg/types/args.go LoadArgs`).
 //!
-//! Keys are case-sensitive. A key this plugin does not know is an error unless `IgnoreUnknown` is
-//! true, which every runtime sends. The `K8S_POD_*` keys kubelet-era runtimes send are known.
+//! Parsed as libcni's `LoadArgs` parses: each pair is `K=V` with exactly one `=`, and `V` may be
+//! empty (runtimes send empty labels, e.g. `K8S_POD_UID=`). Keys are case-sensitive. A key this
+//! plugin does not know is an error unless `IgnoreUnknown` is true, which every runtime sends;
+//! unknown keys are never validated. Only the values tether uses are checked, each where it is
+//! used (`IgnoreUnknown` here, `IP` by [`CniArgs::ips`], `MAC` by the plugin), as code 4 naming the
+//! key. An empty `IP=` or `MAC=` is no request, as Go's `net.IP.UnmarshalText` reads it.
 
 use crate::error::{CniError, ErrorCode};
 use std::net::IpAddr;
@@ -29,17 +33,15 @@ impl CniArgs {
     /// Parse `CNI_ARGS`. An empty string is no arguments.
     ///
     /// # Errors
-    /// Code 4 for a pair without exactly one `=`, an empty key or value, or an unknown key without
-    /// `IgnoreUnknown`.
+    /// Code 4 for a pair without exactly one `=`, a bad `IgnoreUnknown` value, or an unknown key
+    /// without `IgnoreUnknown`.
     pub fn parse(raw: &str) -> Result<CniArgs, CniError> {
         let invalid = |what: String| Err(CniError::new(ErrorCode::InvalidEnvironment, format!("CNI_ARGS: {what}")));
         let mut pairs = Vec::new();
         for pair in raw.split(';').filter(|p| !p.is_empty()) {
             let mut parts = pair.split('=');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
-                    pairs.push((k.to_string(), v.to_string()))
-                }
+                (Some(k), Some(v), None) => pairs.push((k.to_string(), v.to_string())),
                 _ => return invalid(format!("invalid pair {pair:?}")),
             }
         }
@@ -65,12 +67,17 @@ impl CniArgs {
         self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// The value of `key` unless it is absent or empty.
+    fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.is_empty())
+    }
+
     /// `IP=`: one address or a comma list (dual stack); `ip/prefix` accepted, the prefix ignored.
     ///
     /// # Errors
     /// Code 4 when an entry is not an IP address.
     pub fn ips(&self) -> Result<Vec<IpAddr>, CniError> {
-        let Some(raw) = self.get("IP") else {
+        let Some(raw) = self.non_empty("IP") else {
             return Ok(Vec::new());
         };
         raw.split(',')
@@ -85,7 +92,7 @@ impl CniArgs {
 
     /// `MAC=`, unvalidated (the plugin that uses it validates).
     pub fn mac(&self) -> Option<&str> {
-        self.get("MAC")
+        self.non_empty("MAC")
     }
 }
 
@@ -110,6 +117,26 @@ mod tests {
     }
 
     #[test]
+    fn empty_values_are_values() {
+        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_UID=").unwrap();
+        assert_eq!(a.get("K8S_POD_UID"), Some(""));
+        assert!(CniArgs::parse("FOO=;IgnoreUnknown=1").is_ok());
+        assert!(CniArgs::parse("=x;IgnoreUnknown=1").is_ok(), "an empty key is an unknown key");
+        let none = CniArgs::parse("IP=;MAC=").unwrap();
+        assert!(none.ips().unwrap().is_empty());
+        assert_eq!(none.mac(), None);
+    }
+
+    #[test]
+    fn a_bad_value_of_a_used_key_names_the_key() {
+        let err = CniArgs::parse("IgnoreUnknown=").unwrap_err();
+        assert_eq!(err.code, 4);
+        assert!(err.to_string().contains("IgnoreUnknown"), "{err}");
+        let err = CniArgs::parse("IgnoreUnknown=1;IP=nope").unwrap().ips().unwrap_err();
+        assert!(err.to_string().contains("IP="), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_need_ignore_unknown() {
         assert_eq!(CniArgs::parse("FOO=bar").err().map(|e| e.code), Some(4));
         assert!(CniArgs::parse("FOO=bar;IgnoreUnknown=true").is_ok());
@@ -119,7 +146,7 @@ mod tests {
 
     #[test]
     fn malformed_pairs_are_rejected() {
-        for bad in ["IP", "IP=", "=1", "IP=1=2", "a=b;c"] {
+        for bad in ["IP", "IP=1=2", "a=b;c", "IgnoreUnknown=1;K8S_POD_UID=a=b"] {
             assert_eq!(CniArgs::parse(bad).err().map(|e| e.code), Some(4), "{bad}");
         }
     }

@@ -231,3 +231,19 @@ fn status_reports_exhaustion_with_code_50() {
     let bad = conf("1.1.0", "net1", &file, json!({"ranges": [[{"subnet": "198.18.0.0/24"}]]}));
     assert_eq!(invoke(T, "STATUS", "", "", &bad, &[]).code(), Some(50));
 }
+
+#[test]
+fn cni_args_with_empty_values_are_accepted_like_host_local() {
+    let d = DataDir::new("emptyargs");
+    let c = v4(&d.0, "net1", "198.18.0.0/24");
+    let args = [("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=;K8S_POD_UID=;IP=")];
+    let mut plugins = vec![T];
+    plugins.extend(host_local());
+    for (i, plugin) in plugins.into_iter().enumerate() {
+        let r = invoke(plugin, "ADD", &format!("c{i}"), "eth0", &c, &args);
+        assert!(r.ok, "{plugin}: {r:?}");
+    }
+    let bad = invoke(T, "ADD", "c9", "eth0", &c, &[("CNI_ARGS", "IgnoreUnknown=1;IP=not-an-ip")]);
+    assert_eq!(bad.code(), Some(4), "{bad:?}");
+    assert!(bad.msg().contains("IP="), "the message names the key: {bad:?}");
+}

@@ -626,6 +626,35 @@ fn no_masquerade_state_without_ip_masq() {
     net.del(&ctr, Some(&result)).assert_ok_silent();
 }
 
+/// The arguments containerd's CRI plugin sends, with the empty labels runtimes do send.
+const RUNTIME_ARGS: &str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;\
+                            K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=";
+
+fn runtime_args_are_accepted(imp: Impl, ipam: Ipam, x: u8) {
+    let Some(net) = Net::new("args", imp, "1.0.0", Family::V4, x) else { return };
+    let net = net.with(|p| p.ipam(ipam));
+    let ctr = net.node.container("c");
+    let inv = tether_tests::plugin::Invocation::attachment("ADD", &ctr, IFNAME).with_args(RUNTIME_ARGS);
+    let result = net.plugin.invoke(&inv, &net.conf()).result().clone();
+    let del = tether_tests::plugin::Invocation::attachment("DEL", &ctr, IFNAME).with_args(RUNTIME_ARGS);
+    net.plugin.invoke(&del, &with_prev(&net.conf(), &result)).assert_ok_silent();
+}
+
+#[test]
+fn runtime_args_with_empty_values_are_accepted_tether_ipam() {
+    runtime_args_are_accepted(Impl::Tether, Ipam::Tether, 8);
+}
+
+#[test]
+fn runtime_args_with_empty_values_are_accepted_host_local() {
+    runtime_args_are_accepted(Impl::Tether, Ipam::HostLocal, 9);
+}
+
+#[test]
+fn reference_runtime_args_with_empty_values_are_accepted() {
+    runtime_args_are_accepted(Impl::Reference, Ipam::HostLocal, 10);
+}
+
 // ---------------------------------------------------------------------------------------------
 // STATUS and GC (1.1.0).
 
