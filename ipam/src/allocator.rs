@@ -132,14 +132,18 @@ fn reserve_next(store: &mut dyn Store, i: usize, set: &RangeSet, owner: &Owner) 
     Err(ipam_error(format!("no IP addresses available in range set {i}: {set}")))
 }
 
-/// Whether `set` still has an address that an ADD could take (STATUS).
+/// Whether `set` still has an address that an ADD could take (STATUS), given the store's
+/// `next_untaken` (a read-only view will do).
 ///
 /// # Errors
-/// Store errors pass through.
-pub fn has_free(store: &mut dyn Store, set: &RangeSet) -> CniResult<bool> {
+/// Errors of `next_untaken` pass through.
+pub fn has_free(
+    set: &RangeSet,
+    mut next_untaken: impl FnMut(IpAddr, IpAddr) -> CniResult<Option<IpAddr>>,
+) -> CniResult<bool> {
     for range in &set.ranges {
         let mut cur = range.start;
-        while let Some(candidate) = store.next_untaken(cur, range.end)? {
+        while let Some(candidate) = next_untaken(cur, range.end)? {
             if !is_gateway(set, candidate) {
                 return Ok(true);
             }

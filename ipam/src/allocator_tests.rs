@@ -206,7 +206,7 @@ fn legacy_reservations_count_as_held() {
 fn status_sees_exhaustion() {
     let sets = [simple("198.18.0.0/30")]; // only .2
     let mut s = MemStore::default();
-    assert!(has_free(&mut s, &sets[0]).unwrap());
+    assert!(has_free(&sets[0], |a, b| s.next_untaken(a, b)).unwrap());
     one(&mut s, &sets, &A).unwrap();
-    assert!(!has_free(&mut s, &sets[0]).unwrap());
+    assert!(!has_free(&sets[0], |a, b| s.next_untaken(a, b)).unwrap());
 }

@@ -163,49 +163,9 @@ impl IpamConfig {
     /// or sets, no ranges at all, or more than one set per family before cniVersion 0.3.0.
     pub fn parse(conf: &NetConf, env_ips: Vec<IpAddr>) -> CniResult<IpamConfig> {
         let raw = raw_ipam(conf)?;
-        let mut sets: Vec<(String, RangeSet)> = Vec::new();
-        if let Some(v) = conf.runtime_config.get("ipRanges").filter(|v| !v.is_null()) {
-            let runtime = Vec::<Vec<RawRange>>::deserialize(v)
-                .map_err(|e| invalid("runtimeConfig.ipRanges: not a list of range sets").with_details(e.to_string()))?;
-            for (i, set) in runtime.iter().enumerate() {
-                let at = format!("runtimeConfig.ipRanges[{i}]");
-                sets.push((at.clone(), parse_set(&at, set)?));
-            }
-        }
-        if raw.subnet.as_deref().is_some_and(|s| !s.is_empty()) {
-            let legacy = RawRange {
-                subnet: raw.subnet.clone(),
-                range_start: raw.range_start.clone(),
-                range_end: raw.range_end.clone(),
-                gateway: raw.gateway.clone(),
-            };
-            let range = parse_range("ipam", &legacy)?;
-            sets.push(("ipam.subnet".to_string(), RangeSet::new(vec![range]).map_err(invalid)?));
-        } else if raw.range_start.is_some() || raw.range_end.is_some() || raw.gateway.is_some() {
-            log::warn!("ipam.rangeStart/rangeEnd/gateway without ipam.subnet are ignored (as host-local does)");
-        }
-        for (i, set) in raw.ranges.iter().flatten().enumerate() {
-            let at = format!("ipam.ranges[{i}]");
-            sets.push((at.clone(), parse_set(&at, set)?));
-        }
+        let sets = range_sets(conf, &raw)?;
         if sets.is_empty() {
             return Err(invalid("no IP ranges specified: set ipam.ranges (or ipam.subnet)"));
-        }
-        for (i, (at_a, a)) in sets.iter().enumerate() {
-            for (j, (at_b, b)) in sets.iter().enumerate().skip(i + 1) {
-                if a.overlaps(b) {
-                    return Err(invalid(format!(
-                        "range set {i} ({at_a}: {a}) overlaps with range set {j} ({at_b}: {b})"
-                    )));
-                }
-            }
-        }
-        let v4 = sets.iter().filter(|(_, s)| s.is_v4()).count();
-        if (v4 > 1 || sets.len() - v4 > 1) && conf.version < Version::V0_3_0 {
-            return Err(invalid(format!(
-                "CNI version {} does not support more than 1 address per family",
-                conf.version
-            )));
         }
         let mut requested = env_ips.into_iter().map(|ip| ip.to_canonical()).collect::<Vec<_>>();
         requested.extend(ip_list(conf.args.get("cni").and_then(|c| c.get("ips")), "args.cni.ips")?);
@@ -217,13 +177,76 @@ impl IpamConfig {
             }
         }
         Ok(IpamConfig {
-            sets: sets.into_iter().map(|(_, s)| s).collect(),
+            sets,
             routes: parse_routes(&raw.routes)?,
             data_dir: data_dir_of(&raw),
             resolv_conf: raw.resolv_conf.as_deref().filter(|p| !p.is_empty()).map(PathBuf::from),
             requested: unique,
         })
     }
+}
+
+/// What STATUS needs: the store's directory and the range sets known without `runtimeConfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    /// Where stores live.
+    pub data_dir: PathBuf,
+    /// The static range sets (possibly none: a network whose ranges come only from the
+    /// `ipRanges` capability, which libcni does not pass to STATUS).
+    pub sets: Vec<RangeSet>,
+}
+
+impl StatusConfig {
+    /// Read and validate the configuration as for ADD, except that no range set is needed.
+    ///
+    /// # Errors
+    /// As [`IpamConfig::parse`], except "no ranges".
+    pub fn parse(conf: &NetConf) -> CniResult<StatusConfig> {
+        let raw = raw_ipam(conf)?;
+        Ok(StatusConfig { sets: range_sets(conf, &raw)?, data_dir: data_dir_of(&raw) })
+    }
+}
+
+/// Every range set, in host-local's order: `runtimeConfig.ipRanges`, the legacy top-level range,
+/// `ipam.ranges`; validated, possibly none.
+fn range_sets(conf: &NetConf, raw: &RawIpam) -> CniResult<Vec<RangeSet>> {
+    let mut sets: Vec<(String, RangeSet)> = Vec::new();
+    if let Some(v) = conf.runtime_config.get("ipRanges").filter(|v| !v.is_null()) {
+        let runtime = Vec::<Vec<RawRange>>::deserialize(v)
+            .map_err(|e| invalid("runtimeConfig.ipRanges: not a list of range sets").with_details(e.to_string()))?;
+        for (i, set) in runtime.iter().enumerate() {
+            let at = format!("runtimeConfig.ipRanges[{i}]");
+            sets.push((at.clone(), parse_set(&at, set)?));
+        }
+    }
+    if raw.subnet.as_deref().is_some_and(|s| !s.is_empty()) {
+        let legacy = RawRange {
+            subnet: raw.subnet.clone(),
+            range_start: raw.range_start.clone(),
+            range_end: raw.range_end.clone(),
+            gateway: raw.gateway.clone(),
+        };
+        let range = parse_range("ipam", &legacy)?;
+        sets.push(("ipam.subnet".to_string(), RangeSet::new(vec![range]).map_err(invalid)?));
+    } else if raw.range_start.is_some() || raw.range_end.is_some() || raw.gateway.is_some() {
+        log::warn!("ipam.rangeStart/rangeEnd/gateway without ipam.subnet are ignored (as host-local does)");
+    }
+    for (i, set) in raw.ranges.iter().flatten().enumerate() {
+        let at = format!("ipam.ranges[{i}]");
+        sets.push((at.clone(), parse_set(&at, set)?));
+    }
+    for (i, (at_a, a)) in sets.iter().enumerate() {
+        for (j, (at_b, b)) in sets.iter().enumerate().skip(i + 1) {
+            if a.overlaps(b) {
+                return Err(invalid(format!("range set {i} ({at_a}: {a}) overlaps with range set {j} ({at_b}: {b})")));
+            }
+        }
+    }
+    let v4 = sets.iter().filter(|(_, s)| s.is_v4()).count();
+    if (v4 > 1 || sets.len() - v4 > 1) && conf.version < Version::V0_3_0 {
+        return Err(invalid(format!("CNI version {} does not support more than 1 address per family", conf.version)));
+    }
+    Ok(sets.into_iter().map(|(_, s)| s).collect())
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ mod resolv;
 mod store;
 
 use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Plugin, Request};
-use config::IpamConfig;
+use config::{IpamConfig, StatusConfig};
 use std::collections::HashSet;
-use store::{DiskStore, FileOwner, Owner, Store};
+use store::{DiskStore, FileOwner, Owner, Probe, Store};
 
 /// The IPAM plugin (`type: "tether-ipam"`). A unit struct: every call opens, locks and closes the
 /// store itself, so it is safe to call from several threads or processes at once.
@@ -131,30 +131,22 @@ impl Plugin for HostLocal {
         Ok(())
     }
 
-    /// Code 50 unless the store is usable and every range set has a free address.
+    /// Code 50 unless the store is usable and every static range set has a free address. Only
+    /// reads: the store is neither created nor re-indexed, and its lock is taken shared (see
+    /// [`store::Probe`]). A network whose ranges come only from `runtimeConfig.ipRanges` (which
+    /// libcni does not pass to STATUS) is available when its store is usable.
     fn status(&self, request: &Request) -> CniResult<()> {
-        let cfg = IpamConfig::parse(&request.config, Vec::new())?;
-        let unavailable = |msg: String| CniError::new(ErrorCode::PluginNotAvailable, msg);
-        let dir = cfg.data_dir.join(&request.config.name);
-        let mut store = DiskStore::create(&cfg.data_dir, &request.config.name)
-            .map_err(|e| unavailable(format!("store {} is not usable: {}", dir.display(), e.msg)))?;
-        if let Err(errno) = nix::unistd::access(store.dir(), nix::unistd::AccessFlags::W_OK) {
-            store.finish();
-            return Err(unavailable(format!("store {} is not writable: {errno}", dir.display())));
-        }
-        let result = store.ensure_index().and_then(|()| {
-            for (i, set) in cfg.sets.iter().enumerate() {
-                if !allocator::has_free(&mut store, set)? {
-                    return Err(unavailable(format!(
-                        "range set {i} ({set}) of network {:?} is exhausted: no free address",
-                        request.config.name
-                    )));
-                }
+        let cfg = StatusConfig::parse(&request.config)?;
+        let mut probe = Probe::open(&cfg.data_dir, &request.config.name)?;
+        for (i, set) in cfg.sets.iter().enumerate() {
+            if !allocator::has_free(set, |from, to| probe.next_untaken(from, to))? {
+                return Err(CniError::new(
+                    ErrorCode::PluginNotAvailable,
+                    format!("range set {i} ({set}) of network {:?} is exhausted: no free address", request.config.name),
+                ));
             }
-            Ok(())
-        });
-        store.finish();
-        result.map_err(|e| if e.code == 50 { e } else { unavailable(format!("store {}: {}", dir.display(), e.msg)) })
+        }
+        Ok(())
     }
 
     /// Release every reservation of the network whose attachment is not in

@@ -37,6 +37,19 @@ pub fn next(ip: IpAddr) -> Option<IpAddr> {
     (v < max).then(|| from_u128(v + 1, ip.is_ipv4()))
 }
 
+/// The first address of `from..=to` (one family) that is not in `taken`, which lists addresses of
+/// `from..=to` in ascending order: at most `taken.len() + 1` steps whatever the range's size.
+pub fn first_not_taken(taken: impl IntoIterator<Item = IpAddr>, from: IpAddr, to: IpAddr) -> Option<IpAddr> {
+    let mut cur = to_u128(from);
+    for ip in taken {
+        if to_u128(ip) != cur {
+            break;
+        }
+        cur = cur.checked_add(1)?;
+    }
+    (cur <= to_u128(to)).then(|| from_u128(cur, from.is_ipv4()))
+}
+
 fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }
@@ -250,6 +263,17 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn first_not_taken_skips_a_taken_run() {
+        let taken = |v: &[&str]| v.iter().map(|s| ip(s)).collect::<Vec<_>>();
+        let run = taken(&["198.18.0.2", "198.18.0.3", "198.18.0.5"]);
+        assert_eq!(first_not_taken(run.clone(), ip("198.18.0.2"), ip("198.18.0.9")), Some(ip("198.18.0.4")));
+        assert_eq!(first_not_taken(run[..2].to_vec(), ip("198.18.0.2"), ip("198.18.0.3")), None);
+        assert_eq!(first_not_taken([], ip("198.18.0.1"), ip("198.18.0.1")), Some(ip("198.18.0.1")));
+        let top = taken(&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]);
+        assert_eq!(first_not_taken(top.clone(), top[0], top[0]), None, "no overflow past the last address");
     }
 
     fn range(subnet: &str, start: Option<&str>, end: Option<&str>, gw: Option<&str>) -> Result<Range, RangeError> {

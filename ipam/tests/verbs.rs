@@ -247,3 +247,45 @@ fn cni_args_with_empty_values_are_accepted_like_host_local() {
     assert_eq!(bad.code(), Some(4), "{bad:?}");
     assert!(bad.msg().contains("IP="), "the message names the key: {bad:?}");
 }
+
+#[test]
+fn status_of_a_network_with_only_runtime_ranges_is_available() {
+    let d = DataDir::new("statusrt");
+    // ranges only through the ipRanges capability, which libcni's STATUS does not pass
+    let c = conf("1.1.0", "net1", &d.0, json!({}));
+    let r = invoke(T, "STATUS", "", "", &c, &[]);
+    assert!(r.ok && r.doc.is_none(), "{r:?}");
+    assert!(!d.store("net1").exists(), "STATUS created the store");
+    let mut with_ranges = c.clone();
+    with_ranges["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "198.18.0.0/24"}]]});
+    assert_eq!(add(T, "c1", &with_ranges).ips(), ["198.18.0.2"]);
+    assert!(invoke(T, "STATUS", "", "", &c, &[]).ok);
+    // ADD still needs ranges from somewhere
+    assert_eq!(add(T, "c2", &c).code(), Some(7));
+}
+
+#[test]
+fn status_only_reads_the_store() {
+    let d = DataDir::new("statusro");
+    let c = conf("1.1.0", "net1", &d.0, json!({"ranges": [[{"subnet": "198.18.0.0/29"}]]}));
+    assert!(invoke(T, "STATUS", "", "", &c, &[]).ok);
+    assert!(!d.store("net1").exists(), "STATUS created the store");
+    for i in 0..3 {
+        assert!(add(T, &format!("c{i}"), &c).ok); // .2 .. .4: the index is sealed
+    }
+    let Some(hl) = host_local() else { return };
+    let mut hc = c.clone(); // Debian's host-local (1.1.1) speaks up to 1.0.0
+    hc["cniVersion"] = json!("1.0.0");
+    for i in 3..5 {
+        let r = add(hl, &format!("h{i}"), &hc); // .5 .6: the seal is broken
+        assert!(r.ok, "host-local ADD: {r:?}");
+    }
+    let before = snapshot_tree(&d.0);
+    let full = invoke(T, "STATUS", "", "", &c, &[]);
+    assert_eq!(full.code(), Some(50), "host-local's reservations count without a rebuild: {full:?}");
+    assert_eq!(snapshot_tree(&d.0), before, "STATUS wrote to the store (rebuilt its index?)");
+    assert!(del(hl, "h4", &hc).ok);
+    let before = snapshot_tree(&d.0);
+    assert!(invoke(T, "STATUS", "", "", &c, &[]).ok);
+    assert_eq!(snapshot_tree(&d.0), before);
+}

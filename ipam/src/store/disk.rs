@@ -70,7 +70,7 @@ fn lock(dir: &Path) -> io::Result<Flock<File>> {
 }
 
 /// `<data_dir>/<network>`, refusing a network name that could escape `data_dir` (code 7).
-fn store_dir(data_dir: &Path, network: &str) -> CniResult<PathBuf> {
+pub(super) fn store_dir(data_dir: &Path, network: &str) -> CniResult<PathBuf> {
     if !conf::env::is_valid_identifier(network) {
         return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid network name {network:?}")));
     }
@@ -125,11 +125,6 @@ impl DiskStore {
             suspect: false,
             _lock: lock,
         })
-    }
-
-    /// The store directory, `<dataDir>/<network>`.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Make sure the index is current: rebuild it by a full scan unless its seal still matches.

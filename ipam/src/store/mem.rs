@@ -36,17 +36,7 @@ impl Store for MemStore {
     }
 
     fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> CniResult<Option<IpAddr>> {
-        let mut cur = from;
-        for taken in self.reserved.range(from..=to).map(|(ip, _)| *ip) {
-            if taken != cur {
-                break;
-            }
-            match crate::range::next(cur) {
-                Some(n) if cur < to => cur = n,
-                _ => return Ok(None),
-            }
-        }
-        Ok(Some(cur))
+        Ok(crate::range::first_not_taken(self.reserved.range(from..=to).map(|(ip, _)| *ip), from, to))
     }
 
     fn last_reserved(&mut self, set: usize) -> CniResult<Option<IpAddr>> {

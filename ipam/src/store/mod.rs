@@ -11,12 +11,14 @@ mod files;
 #[cfg(test)]
 pub mod mem;
 mod owners;
+mod probe;
 mod scan;
 mod spare;
 mod stamp;
 mod used;
 
 pub use disk::DiskStore;
+pub use probe::Probe;
 
 use conf::CniResult;
 use std::net::IpAddr;

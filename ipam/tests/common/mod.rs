@@ -144,3 +144,22 @@ pub fn host_local() -> Option<&'static str> {
     eprintln!("SKIPPED: {HOST_LOCAL} is missing (install containernetworking-plugins)");
     None
 }
+
+/// Every file under `dir` with its content and modification time.
+pub fn snapshot_tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                todo.push(e.path());
+            }
+            let content = if meta.is_file() { std::fs::read(e.path()).unwrap() } else { Vec::new() };
+            out.push((e.path().display().to_string(), content, meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
