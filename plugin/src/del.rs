@@ -5,14 +5,18 @@
 //! deterministic name, masquerade and spoof-check state by (network, container ID, ifname), the
 //! reservation by (container ID, ifname). The bridge, its gateway addresses and the network's
 //! isolation element are shared and stay. So it completes without the netns, without `prevResult`, and after
-//! an ADD that failed half-way.
+//! an ADD that failed half-way. GC finds the network's node ends by their alias
+//! ([`veth::node_end_alias`]).
 
 use crate::config::{self, Mode};
 use crate::ipam::Ipam;
 use crate::netlink::Netlink;
+use crate::netlink::NlContext;
 use crate::netns::Netns;
 use crate::{masq, runtime, spoofchk, veth};
 use conf::{CniError, CniResult, Command, ErrorCode, Request};
+use std::collections::HashSet;
+use std::path::Path;
 
 /// DEL for every mode.
 ///
@@ -21,8 +25,9 @@ use conf::{CniError, CniResult, Command, ErrorCode, Request};
 /// here; `strace` shows the time in the netlink ack and in `close` of the nfnetlink socket), and
 /// the two waits overlap instead of adding up. The helper thread is spawned by the main thread
 /// while it is in the node's namespace, so it acts on the node. The reservation is released
-/// last: until the node end and its `/32` route are gone, handing the address to another
-/// container would make that container's ADD collide with the old route.
+/// last, and only once the pair is gone: until the node end and its `/32` route are gone,
+/// handing the address to another container would make that container's ADD collide with the
+/// old route, so a DEL whose link removal failed keeps it for the retry to release.
 pub fn del(request: &Request) -> CniResult<()> {
     let (links, mut errors) = std::thread::scope(|scope| {
         let nft_state = scope.spawn(|| remove_nft_state(request));
@@ -31,11 +36,13 @@ pub fn del(request: &Request) -> CniResult<()> {
             nft_state.join().unwrap_or_else(|_| vec![CniError::new(ErrorCode::Internal, "DEL helper thread died")]);
         (links, errors)
     });
-    if let Err(e) = links {
-        errors.insert(0, e);
-    }
-    if let Err(e) = Ipam::of(request).run(request, Command::Del) {
-        errors.push(e);
+    match links {
+        Ok(()) => {
+            if let Err(e) = Ipam::of(request).run(request, Command::Del) {
+                errors.push(e);
+            }
+        }
+        Err(e) => errors.insert(0, e.context("the address stays reserved until the interface is gone")),
     }
     runtime::combine(errors)
 }
@@ -55,8 +62,9 @@ fn remove_nft_state(request: &Request) -> Vec<CniError> {
     errors
 }
 
-/// Delete the pair from the node side; if the node end is unknown (an ADD by another naming, or
-/// nothing at all), remove a veth of the requested name in the container if the netns is there.
+/// Delete the pair from the node side; if the node end is unknown (an attachment another
+/// plugin made, e.g. the reference `ptp` before the node switched `type`), remove the container
+/// end instead (see [`remove_foreign_pair`]).
 fn remove_links(request: &Request) -> CniResult<()> {
     let inv = &request.invocation;
     let host_veth = veth::host_veth_name(&request.config.name, &inv.container_id, &inv.ifname);
@@ -69,24 +77,44 @@ fn remove_links(request: &Request) -> CniResult<()> {
         }
         let Some(path) = inv.netns.as_deref() else { return Ok(()) };
         // A namespace that is gone, or a path that is no namespace any more: nothing left inside.
-        let Ok(netns) = Netns::open(path) else { return Ok(()) };
-        let ctr = {
-            let _inside = netns.enter()?;
-            Netlink::connect()?
-        };
-        match ctr.link_by_name(&inv.ifname).await {
-            Ok(Some(link)) if link.kind.as_deref() == Some("veth") => match ctr.delete_link(&inv.ifname).await {
-                Err(e) if !e.is_not_found() => Err(e.into_cni(format!("delete {} in the container", inv.ifname))),
-                _ => Ok(()),
-            },
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.into_cni(format!("read {} in the container", inv.ifname))),
-        }
+        let Ok(netns) = Netns::open(Path::new(path)) else { return Ok(()) };
+        remove_foreign_pair(&netns, &inv.ifname).await
     })
 }
 
-/// GC: release what IPAM holds and the masquerade and spoof-check state of every attachment not
-/// listed as valid. All run; errors are reported together.
+/// Delete `ifname` in `netns` if it can be the container end of a pair to this node: a veth
+/// whose peer lives in the node's namespace (this thread's). Nothing else of that name is
+/// touched: a dummy, a veth to another namespace, or the `eth0` that made an ADD fail. Never in
+/// the node's own namespace, which ADD refuses too.
+async fn remove_foreign_pair(netns: &Netns, ifname: &str) -> CniResult<()> {
+    let node = Netns::current()?;
+    if netns.same_as(&node)? {
+        log::warn!("CNI_NETNS {} is the plugin's own namespace: {ifname} there is left alone", netns.path().display());
+        return Ok(());
+    }
+    let ctr = {
+        let _inside = netns.enter()?;
+        Netlink::connect()?
+    };
+    let link = match ctr.link_by_name(ifname).await {
+        Ok(Some(link)) if link.kind.as_deref() == Some("veth") => link,
+        Ok(_) => return Ok(()),
+        Err(e) => return Err(e.into_cni(format!("read {ifname} in the container"))),
+    };
+    let node_id = ctr.nsid_of(node.raw_fd()).await.or_cni("read the node's namespace id from the container")?;
+    if link.peer_netnsid.is_none() || link.peer_netnsid != node_id {
+        log::info!("{ifname} in the container is a veth to another namespace: left alone");
+        return Ok(());
+    }
+    match ctr.delete_link(ifname).await {
+        Err(e) if !e.is_not_found() => Err(e.into_cni(format!("delete {ifname} in the container"))),
+        _ => Ok(()),
+    }
+}
+
+/// GC: remove every node end, reservation, masquerade and spoof-check state of the network that
+/// belongs to no attachment listed as valid. All run; errors are reported together. As in DEL,
+/// reservations are released only when every stale node end is gone.
 pub fn gc(request: &Request) -> CniResult<()> {
     let mut errors: Vec<CniError> = Vec::new();
     if let Err(e) = masq::gc(&request.config.name, &request.config.valid_attachments) {
@@ -97,8 +125,42 @@ pub fn gc(request: &Request) -> CniResult<()> {
             errors.push(e.context("garbage-collect spoof-check state"));
         }
     }
-    if let Err(e) = Ipam::of(request).run(request, Command::Gc) {
-        errors.push(e);
+    match remove_stale_links(request) {
+        Ok(()) => {
+            if let Err(e) = Ipam::of(request).run(request, Command::Gc) {
+                errors.push(e);
+            }
+        }
+        Err(e) => errors.insert(0, e.context("reservations are kept until the interfaces are gone")),
     }
     runtime::combine(errors)
+}
+
+/// Delete the network's node ends (veths marked with its alias) whose name is none of the valid
+/// attachments' deterministic names.
+fn remove_stale_links(request: &Request) -> CniResult<()> {
+    let network = &request.config.name;
+    let alias = veth::node_end_alias(network);
+    let valid: HashSet<String> = request
+        .config
+        .valid_attachments
+        .iter()
+        .map(|a| veth::host_veth_name(network, &a.container_id, &a.ifname))
+        .collect();
+    runtime::build()?.block_on(async {
+        let host = Netlink::connect()?;
+        let links = host.all_links().await.or_cni("list the node's links")?;
+        let stale = links.into_iter().filter(|l| {
+            l.kind.as_deref() == Some("veth") && l.alias.as_deref() == Some(alias.as_str()) && !valid.contains(&l.name)
+        });
+        let mut failed = Vec::new();
+        for link in stale {
+            log::info!("GC of network {network:?}: deleting stale node end {}", link.name);
+            match host.delete_link(&link.name).await {
+                Err(e) if !e.is_not_found() => failed.push(e.into_cni(format!("delete {}", link.name))),
+                _ => {}
+            }
+        }
+        runtime::combine(failed)
+    })
 }

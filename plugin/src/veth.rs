@@ -23,6 +23,20 @@ pub fn host_veth_name(network: &str, container_id: &str, ifname: &str) -> String
     format!("veth{}", &hex[..11])
 }
 
+/// The alias (`IFLA_IFALIAS`) of every node end of `network`: `tether/<network>`, or
+/// `tether/#<hash>` for a name too long for the kernel's 255 bytes. GC finds the network's node
+/// ends by it, so it never touches another network's links or anything tether did not create
+/// (the link group alone could be another network's: it is a 24-bit hash).
+pub fn node_end_alias(network: &str) -> String {
+    const IFALIAS_MAX: usize = 255;
+    let alias = format!("tether/{network}");
+    if alias.len() <= IFALIAS_MAX {
+        alias
+    } else {
+        format!("tether/#{:016x}", fnv1a64(network.bytes()))
+    }
+}
+
 /// Create the attachment's pair (node end up, in the network's group, enslaved to `master` when
 /// given; the peer inside the container with the requested MAC) and read back both ends.
 pub async fn create_pair(
@@ -48,7 +62,13 @@ pub async fn create_pair(
         return Err(e.into_cni(format!("create veth pair {} / {}", att.host_veth, att.ifname())));
     }
     undo.host_veth = Some(att.host_veth.clone());
-    let (host, container) = tokio::join!(host_nl.link_by_name(&att.host_veth), ctr_nl.link_by_name(att.ifname()));
+    let alias = node_end_alias(att.network());
+    let (aliased, host, container) = tokio::join!(
+        host_nl.set_alias(&att.host_veth, &alias),
+        host_nl.link_by_name(&att.host_veth),
+        ctr_nl.link_by_name(att.ifname())
+    );
+    aliased.or_cni(format!("set the alias of {}", att.host_veth))?;
     let missing = |what: &str| CniError::new(ErrorCode::Netlink, format!("{what} vanished right after its creation"));
     let host = host.or_cni(format!("read {}", att.host_veth))?.ok_or_else(|| missing(&att.host_veth))?;
     let container = container.or_cni(format!("read {}", att.ifname()))?.ok_or_else(|| missing(att.ifname()))?;
@@ -86,6 +106,14 @@ mod tests {
         // Stable across releases: DEL must find what an older ADD created.
         assert_eq!(name, "vethf7720859fa1");
         assert_eq!(fnv1a64("a".bytes()), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn aliases_name_the_network_within_the_kernel_limit() {
+        assert_eq!(node_end_alias("routed"), "tether/routed");
+        let long = node_end_alias(&"n".repeat(300));
+        assert!(long.starts_with("tether/#") && long.len() < 255, "{long}");
+        assert_ne!(long, node_end_alias(&"m".repeat(300)));
     }
 
     #[test]

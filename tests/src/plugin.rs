@@ -26,6 +26,9 @@ pub struct Plugin {
     cni_path: String,
     extra_env: Vec<(String, String)>,
     timeout: Duration,
+    /// Run as this user, without capabilities (through `setpriv`): fault injection, e.g. a link
+    /// deletion the kernel refuses.
+    unprivileged_uid: Option<u32>,
 }
 
 /// One invocation's `CNI_*` environment. Fields left `None` are not set at all.
@@ -214,6 +217,7 @@ impl Plugin {
             cni_path: bins::cni_path(),
             extra_env: Vec::new(),
             timeout: cmd::DEFAULT_TIMEOUT,
+            unprivileged_uid: None,
         }
     }
 
@@ -238,12 +242,26 @@ impl Plugin {
     /// A binary run directly, in the test's own namespace: only for invocations that are rejected
     /// before touching any network state (argument validation, VERSION).
     pub fn direct(binary: PathBuf) -> Plugin {
-        Plugin { binary, node: None, cni_path: bins::cni_path(), extra_env: Vec::new(), timeout: cmd::DEFAULT_TIMEOUT }
+        Plugin {
+            binary,
+            node: None,
+            cni_path: bins::cni_path(),
+            extra_env: Vec::new(),
+            timeout: cmd::DEFAULT_TIMEOUT,
+            unprivileged_uid: None,
+        }
     }
 
     /// Add an environment variable to every invocation.
     pub fn env(mut self, key: &str, value: &str) -> Plugin {
         self.extra_env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Run as `uid` (and its gid), which leaves the plugin without capabilities: every netlink
+    /// or nftables change fails with EPERM, files follow ordinary permissions.
+    pub fn unprivileged(mut self, uid: u32) -> Plugin {
+        self.unprivileged_uid = Some(uid);
         self
     }
 
@@ -281,6 +299,9 @@ impl Plugin {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", node, "env", "-i"]);
                 c.args(vars.iter().map(|(k, v)| format!("{k}={v}")));
+                if let Some(uid) = self.unprivileged_uid {
+                    c.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"]);
+                }
                 c.arg(&binary);
                 c
             }

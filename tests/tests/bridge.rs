@@ -712,6 +712,9 @@ fn gc_releases_stale_attachments_and_status_answers() {
     let text = net.node.nft_text();
     assert!(text.contains(&host_veth(&rk)), "GC removed the valid spoof-check state:\n{text}");
     assert!(!text.contains(&host_veth(&rs)), "GC kept the stale spoof-check state:\n{text}");
+    assert!(net.node.link(&host_veth(&rs)).is_none(), "GC kept the bridge port of a stale, live attachment");
+    assert!(stale.link(IFNAME).is_none(), "the stale container end went with its pair");
+    assert!(net.node.link(&host_veth(&rk)).is_some(), "GC deleted the valid attachment's port");
     net.check(&keep, &rk).assert_ok_silent();
     net.del(&keep, Some(&rk)).assert_ok_silent();
     net.del(&stale, Some(&rs)).assert_ok_silent();

@@ -655,6 +655,98 @@ fn reference_runtime_args_with_empty_values_are_accepted() {
     runtime_args_are_accepted(Impl::Reference, Ipam::HostLocal, 10);
 }
 
+/// The node end of a ptp result (the interface without a sandbox).
+fn node_end(result: &Value) -> String {
+    let ifaces = result["interfaces"].as_array().expect("interfaces");
+    let node = ifaces.iter().find(|i| i.get("sandbox").is_none()).expect("a node-side interface");
+    node["name"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn del_keeps_the_reservation_while_the_node_end_cannot_be_deleted() {
+    let Some(net) = Net::new("delkeep", Impl::Tether, "1.1.0", Family::V4, 11) else { return };
+    if !require_tool("setpriv") {
+        return;
+    }
+    let ctr = net.node.container("c");
+    let result = net.add_ok(&ctr);
+    let held = net.node.reservations();
+    // Without capabilities the kernel refuses to delete the link (EPERM); the store stays writable.
+    tether_tests::cmd::tool("chown", &["-R", "65534:65534", &net.node.data_dir().display().to_string()])
+        .assert_success();
+    let denied = net.plugin.clone().unprivileged(65534).del(&with_prev(&net.conf(), &result), &ctr, IFNAME);
+    assert_eq!(denied.assert_error(), 100, "{denied}");
+    assert!(denied.error_text().contains(&node_end(&result)), "the error names the node end: {denied}");
+    assert!(net.node.link(&node_end(&result)).is_some(), "the node end is still there");
+    assert_eq!(net.node.reservations(), held, "DEL released the address while its /32 route still exists");
+    // The retry finishes the job.
+    net.del(&ctr, Some(&result)).assert_ok_silent();
+    assert!(net.node.reservations().is_empty());
+}
+
+#[test]
+fn del_falls_back_only_to_a_pair_with_the_node() {
+    let Some(net) = Net::new("delfb", Impl::Tether, "1.1.0", Family::V4, 14) else { return };
+    let other = net.node.container("other");
+    // CNI_NETNS is the node's own namespace: its veth `ctr0` (peer elsewhere) stays.
+    net.node.ip_ok(&["link", "add", "ctr0", "type", "veth", "peer", "name", "o0", "netns", other.name()]);
+    net.plugin.del(&net.conf(), &net.node.ns, "ctr0").assert_ok_silent();
+    assert!(net.node.link("ctr0").is_some(), "DEL deleted a link of the node's own namespace");
+
+    // Not a pair with the node: no veth (a bridge: this kernel may lack `dummy`), a veth to a third
+    // namespace, a veth inside the container.
+    let ctr = net.node.container("c");
+    ctr.ip_ok(&["link", "add", "eth0", "type", "bridge"]);
+    ctr.ip_ok(&["link", "add", "eth1", "type", "veth", "peer", "name", "o1", "netns", other.name()]);
+    ctr.ip_ok(&["link", "add", "eth2", "type", "veth", "peer", "name", "eth2p"]);
+    for ifname in ["eth0", "eth1", "eth2"] {
+        net.plugin.del(&net.conf(), &ctr, ifname).assert_ok_silent();
+        assert!(ctr.link(ifname).is_some(), "DEL deleted {ifname}, which is no pair with the node");
+    }
+
+    // A pair with the node that another plugin made (named otherwise): its container end goes.
+    net.node.ip_ok(&["link", "add", "vethref0", "type", "veth", "peer", "name", "eth3", "netns", ctr.name()]);
+    net.plugin.del(&net.conf(), &ctr, "eth3").assert_ok_silent();
+    assert!(ctr.link("eth3").is_none() && net.node.link("vethref0").is_none(), "the foreign pair is still there");
+}
+
+fn gc_removes_stale_links(imp: Impl, x: u8) {
+    let Some(net) = Net::new("gclinks", imp, "1.1.0", Family::Dual, x) else { return };
+    let net = net.with(|p| p.masq(true));
+    let (keep, alive, gone) = (net.node.container("keep"), net.node.container("alive"), net.node.container("gone"));
+    let (rk, ra, rg) = (net.add_ok(&keep), net.add_ok(&alive), net.add_ok(&gone));
+    drop(gone); // a container whose namespace is gone: its pair went with it
+                // Another network's attachment on the same node, not in this network's valid list.
+    let other = Ptp::new("1.1.0", &format!("tt{x}o"), x + 1, Family::V4, &net.node.data_dir());
+    let octr = net.node.container("o");
+    let ro = net.plugin.add(&other.conf(), &octr, IFNAME).result().clone();
+
+    net.plugin.gc(&with_valid_attachments(&net.conf(), &[(keep.name(), IFNAME)])).assert_ok_silent();
+    assert!(net.node.link(&node_end(&ra)).is_none(), "GC kept the node end of a stale, live attachment");
+    assert!(alive.link(IFNAME).is_none(), "the stale container end went with its pair");
+    assert!(net.node.link(&node_end(&rk)).is_some(), "GC deleted the valid attachment's node end");
+    assert!(net.node.link(&node_end(&ro)).is_some(), "GC deleted another network's node end");
+    let left = net.node.reservations();
+    for stale in [&ra, &rg] {
+        for a in result_addresses(stale) {
+            assert!(!left.iter().any(|r| r.ends_with(addr_of(&a))), "GC kept the stale {a}: {left:?}");
+            assert!(!nft_mentions(&net.node, addr_of(&a)), "GC kept masquerade state of the stale {a}");
+        }
+    }
+    for a in result_addresses(&rk).iter().chain(result_addresses(&ro).iter()) {
+        assert!(left.iter().any(|r| r.ends_with(addr_of(a))), "GC released {a}: {left:?}");
+    }
+    net.check(&keep, &rk).assert_ok_silent();
+    assert_traffic(&net, &keep, &rk);
+    net.del(&keep, Some(&rk)).assert_ok_silent();
+    net.plugin.del(&with_prev(&other.conf(), &ro), &octr, IFNAME).assert_ok_silent();
+}
+
+#[test]
+fn gc_removes_the_node_ends_of_stale_attachments() {
+    gc_removes_stale_links(Impl::Tether, 15);
+}
+
 // ---------------------------------------------------------------------------------------------
 // STATUS and GC (1.1.0).
 

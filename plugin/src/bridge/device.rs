@@ -195,6 +195,8 @@ mod tests {
             up: true,
             promisc: false,
             group: 0x7e00_0001,
+            alias: None,
+            peer_netnsid: None,
             addr_gen_mode: Some(1),
             arp_ignore: Some(8),
             port_state: None,

@@ -35,6 +35,11 @@ pub struct Link {
     pub promisc: bool,
     /// Link group (`IFLA_GROUP`).
     pub group: u32,
+    /// `IFLA_IFALIAS`, the free-form description tether marks its node ends with.
+    pub alias: Option<String>,
+    /// The id of the namespace the peer (of a veth) lives in, as this namespace names it
+    /// (`IFLA_LINK_NETNSID`); `None` when the peer is in the same namespace.
+    pub peer_netnsid: Option<i32>,
     /// IPv6 address generation mode (`IFLA_INET6_ADDR_GEN_MODE`; 1 = none), when IPv6 is on.
     pub addr_gen_mode: Option<u8>,
     /// IPv4 `arp_ignore` of the link.
@@ -59,6 +64,8 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             promisc: msg.header.flags.contains(LinkFlags::Promisc),
             group: 0,
+            alias: None,
+            peer_netnsid: None,
             addr_gen_mode: None,
             arp_ignore: None,
             port_state: None,
@@ -72,6 +79,8 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = Some(m),
                 LinkAttribute::Controller(m) => link.master = Some(m),
                 LinkAttribute::Group(g) => link.group = g,
+                LinkAttribute::IfAlias(a) => link.alias = Some(a),
+                LinkAttribute::LinkNetNsId(id) => link.peer_netnsid = Some(id),
                 LinkAttribute::LinkInfo(infos) => infos.into_iter().for_each(|i| link.read_info(i)),
                 LinkAttribute::AfSpecUnspec(specs) => {
                     for spec in specs {
@@ -259,6 +268,26 @@ impl Netlink {
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
         self.ack(RouteNetlinkMessage::NewLink(host), NLM_F_CREATE | NLM_F_EXCL).await
+    }
+
+    /// Every link of the namespace (a dump: for GC only, never on an ADD/DEL/CHECK path).
+    pub async fn all_links(&self) -> Result<Vec<Link>, NlError> {
+        let replies = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())).await?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(Link::from_message(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Set the alias (`IFLA_IFALIAS`) of the link called `name`. Queued when called (see
+    /// `Netlink::request`).
+    pub fn set_alias(&self, name: &str, alias: &str) -> impl Future<Output = Result<(), NlError>> + 'static {
+        let mut msg = name_only(name);
+        msg.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        self.ack(RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Delete the link called `name`. A veth takes its peer with it, and routes and addresses

@@ -19,6 +19,7 @@ mod batch;
 pub mod bridge;
 pub mod link;
 pub mod neigh;
+mod nsid;
 #[cfg(test)]
 mod root_tests;
 pub mod route;
