@@ -8,7 +8,7 @@
 use crate::bridge::check::Expected;
 use crate::config::{Mode, PluginConf};
 use crate::ipam::Ipam;
-use crate::netlink::{Netlink, NlContext};
+use crate::netlink::{route, Netlink, NlContext};
 use crate::netns::Netns;
 use crate::{bridge, isolate, masq, ptp, runtime, veth};
 use conf::{CniError, CniResult, Command, ErrorCode, Request};
@@ -66,11 +66,21 @@ pub fn check(request: &Request) -> CniResult<()> {
                 return Err(drift(format!("address {ip} is missing from {}", inv.ifname)));
             }
         }
+        // Where the result says: its table (the main one without `table`), through this interface.
         let routes = ctr.routes().await.or_cni("read container routes")?;
         for want in &prev.routes {
-            let found = routes.iter().any(|r| r.dst == want.dst.trunc() && (want.gw.is_none() || r.gw == want.gw));
+            let table = want.table.unwrap_or(route::MAIN_TABLE);
+            let found = routes.iter().any(|r| {
+                r.dst == want.dst.trunc()
+                    && (want.gw.is_none() || r.gw == want.gw)
+                    && r.table == table
+                    && r.oif == Some(link.index)
+            });
             if !found {
-                return Err(drift(format!("route to {} is missing in the container", want.dst)));
+                return Err(drift(format!(
+                    "route to {} is missing from table {table} of the container (through {})",
+                    want.dst, inv.ifname
+                )));
             }
         }
         match conf.mode {

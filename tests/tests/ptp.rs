@@ -327,6 +327,19 @@ fn check_passes_then_catches_drift(imp: Impl, version: &str, x: u8) {
     assert!(text.contains("0.0.0.0") || text.contains("default"), "CHECK must name the missing default route:\n{out}");
     net.del(&ctr, Some(&result)).assert_ok_silent();
 
+    // 2b. The default route moved to another table (as `sbr` does): not where the result says.
+    let ctr = net.node.container("t");
+    let result = net.add_ok(&ctr);
+    let default = ctr.ip_json(&["-4", "route", "show", "default"]);
+    let gw = default[0]["gateway"].as_str().expect("a default route via a gateway").to_string();
+    ctr.ip_ok(&["-4", "route", "add", "default", "via", &gw, "dev", IFNAME, "onlink", "table", "100"]);
+    ctr.ip_ok(&["-4", "route", "del", "default", "table", "main"]);
+    let out = net.check(&ctr, &result);
+    out.assert_error();
+    let text = out.error_text();
+    assert!(text.contains("0.0.0.0") || text.contains("default"), "CHECK must name the moved default route:\n{out}");
+    net.del(&ctr, Some(&result)).assert_ok_silent();
+
     // 3. The interface is gone.
     let ctr = net.node.container("e");
     let result = net.add_ok(&ctr);

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::IpAddr;
 
 /// The main routing table (RT_TABLE_MAIN).
-const MAIN_TABLE: u32 = 254;
+pub const MAIN_TABLE: u32 = 254;
 
 /// A route to install, independent of the wire format.
 #[derive(Debug, Clone, PartialEq, Eq)]
