@@ -17,10 +17,11 @@
 //! group. Traffic to or from untagged interfaces (the uplink, the node itself, masqueraded return traffic) is
 //! never matched. One hook and one rule serve all networks; the check is a hash lookup whatever their number.
 //!
-//! The table is shared and never removed; each network's element is added on its every ADD (idempotent) and
-//! never removed either. A missing element fails closed: the network's own routed traffic would be dropped too,
-//! which CHECK reports ([`isolate_check`]). Two networks whose hashes collide (about n²/2²⁵ for n networks) share
-//! a group and are not isolated from each other; [`isolate_add`] logs a warning when it sees that.
+//! Only networks that ask for isolation take part: the plugin leaves other networks' interfaces in group 0, which
+//! the rule never matches. The table is shared and never removed; each isolated network's element is added on its
+//! every ADD (idempotent). A missing element fails closed: the network's own routed traffic would be dropped too,
+//! which CHECK reports ([`isolate_check`]). Two networks whose hashes collide (about n²/2²⁵ for n networks) would
+//! share a group and not be isolated from each other, so [`isolate_add`] refuses the second one.
 
 use crate::names;
 use crate::netlink::{Batch, Commit};
@@ -112,12 +113,16 @@ pub fn isolate_add(network: &str) -> Result<u32, NftError> {
         match ctx.get_elem(set, &elem.key)? {
             Some(e) if e.comment.as_deref() == Some(comment.as_str()) => return Ok(group),
             Some(e) => {
-                log::warn!(
-                    "{OP}: network {network:?} has the isolation group {group:#x} of {:?}: the two are not isolated \
-                     from each other",
-                    e.comment
-                );
-                return Ok(group);
+                // Sharing a group would silently let the two networks reach each other.
+                return Err(NftError::invalid(
+                    OP,
+                    format!("network {network:?}"),
+                    format!(
+                        "its isolation group {group:#x} is held by network {:?} (a 24-bit hash collision): rename \
+                         one of the two",
+                        e.comment.as_deref().unwrap_or("?")
+                    ),
+                ));
             }
             None => {}
         }

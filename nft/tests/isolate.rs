@@ -114,3 +114,23 @@ fn forwarding_between_networks_is_dropped_and_nothing_else() {
     assert!(!n.a1.ping("198.18.2.2"), "a network without its element reaches nothing forwarded, not even itself");
     assert!(n.a1.ping("198.18.4.2"), "... but still the outside");
 }
+
+#[test]
+fn a_colliding_group_is_refused_not_shared() {
+    if !can_run("a_colliding_group_is_refused_not_shared") {
+        return;
+    }
+    // Two names with one 24-bit group: searched, not hard-coded (about 2^12 names on average).
+    let mut seen = std::collections::HashMap::new();
+    let (first, second) = (0..1_000_000)
+        .map(|i| format!("net-{i}"))
+        .find_map(|name| seen.insert(isolation_group(&name).unwrap(), name.clone()).map(|other| (other, name)))
+        .expect("a collision among a million names");
+    let ns = Netns::new("iso-col");
+    ns.run(|| isolate_add(&first)).unwrap();
+    let err = ns.run(|| isolate_add(&second)).unwrap_err();
+    assert!(err.is_invalid_input(), "{err}");
+    assert!(err.to_string().contains(&first) && err.to_string().contains(&second), "names both: {err}");
+    assert_eq!(elements(&ns.ruleset()), std::slice::from_ref(&first), "the first network keeps its element, alone");
+    assert!(ns.run(|| isolate_add(&first)).is_ok(), "the holder itself is fine");
+}

@@ -20,8 +20,10 @@ pub fn add(request: &Request) -> CniResult<NetResult> {
     let conf = PluginConf::from_request(request)?;
     let netns = Netns::of(request)?;
     netns::refuse_own(&netns)?;
-    // Before any interface of the network exists, so none is ever forwarded to another network.
-    let group = isolate::ensure(&request.config.name)?;
+    // Before any interface of the network exists, so none is ever forwarded to another network
+    // (and a group another isolated network holds fails the ADD before anything is made).
+    isolate::ensure(&request.config.name, &conf)?;
+    let group = isolate::group(&request.config.name, &conf)?;
     let ipam = Ipam::of(request);
     let (allocated, release_on_failure) = ipam.add(request)?;
     let attachment = Attachment {
@@ -39,7 +41,11 @@ pub fn add(request: &Request) -> CniResult<NetResult> {
     let wired = match conf.mode {
         Mode::Ptp => ptp::wire(&attachment, &allocated, &mut undo),
         Mode::Bridge => bridge::wire(&attachment, &allocated, &mut undo),
-    };
+    }
+    // Once more after the masquerade state exists: a concurrent last DEL of the network drops
+    // its tables and its isolation element together (see nft's `masq_del`); the element read
+    // above may have gone with them, and without it the network's own traffic is dropped.
+    .and_then(|result| isolate::ensure(&request.config.name, &conf).map(|()| result));
     match wired {
         Ok(result) => Ok(result),
         Err(err) => {

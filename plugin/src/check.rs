@@ -39,7 +39,7 @@ pub fn check(request: &Request) -> CniResult<()> {
     let ips: Vec<IpNet> =
         prev.ips.iter().filter(|ip| ip.interface.is_none_or(|i| i == index)).map(|ip| ip.address).collect();
     let host_veth = veth::host_veth_name(network, &inv.container_id, &inv.ifname);
-    let group = isolate::group(network)?;
+    let group = isolate::group(network, &conf)?;
 
     runtime::build()?.block_on(async {
         let host = Netlink::connect()?;
@@ -99,7 +99,7 @@ pub fn check(request: &Request) -> CniResult<()> {
         }
     })?;
 
-    isolate::check(network)?;
+    isolate::check(network, &conf)?;
     if conf.ip_masq {
         let masqueraded = masq::list(network, &inv.container_id, &inv.ifname)?;
         for ip in &ips {

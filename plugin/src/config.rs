@@ -27,6 +27,8 @@ struct Raw {
     ip_masq: bool,
     #[serde(default)]
     ip_masq_backend: Option<String>,
+    #[serde(default)]
+    isolate: bool,
 }
 
 /// The validated configuration of one tether network.
@@ -45,6 +47,9 @@ pub struct PluginConf {
     pub layer3: bool,
     /// Bridge mode's keys (their defaults in ptp mode, where they are not used).
     pub bridge: BridgeConf,
+    /// Drop what the node forwards between this network and any other isolated network
+    /// (netavark's `isolate`); off by default, as the reference routes between networks.
+    pub isolate: bool,
 }
 
 /// The mode named by `mode`, read leniently (DEL must work whatever else the document holds):
@@ -99,7 +104,15 @@ impl PluginConf {
         if raw.ip_masq && !layer3 {
             log::info!("ipMasq ignored: the network has no IPAM, so no addresses to masquerade");
         }
-        Ok(PluginConf { mode, mtu: raw.mtu, ip_masq: raw.ip_masq && layer3, mac: None, layer3, bridge })
+        Ok(PluginConf {
+            mode,
+            mtu: raw.mtu,
+            ip_masq: raw.ip_masq && layer3,
+            mac: None,
+            layer3,
+            bridge,
+            isolate: raw.isolate,
+        })
     }
 }
 

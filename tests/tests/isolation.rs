@@ -1,6 +1,7 @@
 //! Tier 3: isolation between tether networks on one node. Two routed (ptp) networks and a
-//! gateway bridge network: each container reaches its own gateway (and, within a network, its
-//! neighbours), the node reaches all of them, and nothing crosses from one network to another.
+//! gateway bridge network with `isolate: true`: each container reaches its own gateway (and,
+//! within a network, its neighbours), the node reaches all of them, and nothing crosses from one
+//! network to another. Without `isolate` the node routes between networks, as the reference does.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use serde_json::{json, Value};
@@ -18,10 +19,42 @@ fn addr(result: &Value, v6: bool) -> String {
 fn bridge_network(x: u8, data_dir: &str) -> Value {
     json!({
         "cniVersion": "1.1.0", "name": format!("iso{x}"), "type": "tether", "mode": "bridge",
-        "bridge": format!("tbr{x}"), "isDefaultGateway": true,
+        "bridge": format!("tbr{x}"), "isDefaultGateway": true, "isolate": true,
         "ipam": {"type": "tether-ipam", "dataDir": data_dir,
                  "ranges": [[{"subnet": format!("198.18.{x}.0/24")}], [{"subnet": format!("fd7e:7e7e:{x:x}::/64")}]]},
     })
+}
+
+fn isolated(mut conf: Value) -> Value {
+    conf["isolate"] = json!(true);
+    conf
+}
+
+#[test]
+fn networks_route_between_each_other_unless_both_are_isolated() {
+    if !require_root() || !require_tool("ping") || !require_tool("nft") {
+        return;
+    }
+    let node = Node::new("isoopt");
+    let plugin = Plugin::tether(&node.ns);
+    let dd = node.data_dir();
+    let net_a = Ptp::new("1.1.0", "opt-a", 66, Family::V4, &dd).conf();
+    let net_b = Ptp::new("1.1.0", "opt-b", 67, Family::V4, &dd).conf();
+    let net_c = isolated(Ptp::new("1.1.0", "opt-c", 68, Family::V4, &dd).conf());
+    let ctrs = [node.container("a"), node.container("b"), node.container("c")];
+    let nets = [&net_a, &net_b, &net_c];
+    let mut results: Vec<Value> =
+        ctrs[..2].iter().zip(nets).map(|(c, n)| plugin.add(n, c, IFNAME).result().clone()).collect();
+    assert!(!node.nft_text().contains("table inet tether {"), "no isolation state without an isolated network");
+    results.push(plugin.add(&net_c, &ctrs[2], IFNAME).result().clone());
+    assert!(ctrs[0].ping(&addr(&results[1], false)), "a -> b: neither is isolated, the node routes");
+    assert!(ctrs[1].ping(&addr(&results[0], false)), "b -> a");
+    // As netavark's isolate=true: an isolated network is cut off from other isolated networks only.
+    assert!(ctrs[2].ping(&addr(&results[0], false)), "c (isolated) -> a (not isolated)");
+    for ((c, n), r) in ctrs.iter().zip(nets).zip(&results) {
+        plugin.check(&with_prev(n, r), c, IFNAME).assert_ok_silent();
+        plugin.del(&with_prev(n, r), c, IFNAME).assert_ok_silent();
+    }
 }
 
 #[test]
@@ -32,8 +65,8 @@ fn containers_of_different_networks_cannot_reach_each_other() {
     let node = Node::new("iso");
     let plugin = Plugin::tether(&node.ns);
     let dd = node.data_dir();
-    let net_a = Ptp::new("1.1.0", "iso-a", 61, Family::Dual, &dd).conf();
-    let net_b = Ptp::new("1.1.0", "iso-b", 62, Family::Dual, &dd).conf();
+    let net_a = isolated(Ptp::new("1.1.0", "iso-a", 61, Family::Dual, &dd).conf());
+    let net_b = isolated(Ptp::new("1.1.0", "iso-b", 62, Family::Dual, &dd).conf());
     let net_c = bridge_network(63, &dd.display().to_string());
     let attach = |conf: &Value, tag: &str| {
         let ctr = node.container(tag);
@@ -86,8 +119,8 @@ fn without_the_isolation_rule_the_same_node_would_route_between_networks() {
     let node = Node::new("isoctl");
     let plugin = Plugin::tether(&node.ns);
     let dd = node.data_dir();
-    let net_a = Ptp::new("1.1.0", "ctl-a", 64, Family::V4, &dd).conf();
-    let net_b = Ptp::new("1.1.0", "ctl-b", 65, Family::V4, &dd).conf();
+    let net_a = isolated(Ptp::new("1.1.0", "ctl-a", 64, Family::V4, &dd).conf());
+    let net_b = isolated(Ptp::new("1.1.0", "ctl-b", 65, Family::V4, &dd).conf());
     let (a, b) = (node.container("a"), node.container("b"));
     let (ra, rb) = (plugin.add(&net_a, &a, IFNAME).result().clone(), plugin.add(&net_b, &b, IFNAME).result().clone());
     assert!(!a.ping(&addr(&rb, false)), "isolated");

@@ -56,7 +56,9 @@ fn fixes(br: &Link, conf: &BridgeConf, group: u32) -> LinkUpdate {
     if conf.promisc && !br.promisc {
         update.promisc = Some(true);
     }
-    if br.group == 0 {
+    if group == 0 {
+        // not isolated: whatever group the bridge has is not ours to change
+    } else if br.group == 0 {
         update.group = Some(group);
     } else if br.group != group {
         log::warn!("bridge {} keeps its link group {:#x}; network isolation expects {group:#x}", br.name, br.group);

@@ -62,7 +62,7 @@ fn result(att: &Attachment<'_>, allocated: &NetResult, host: &Link, container: &
     }
 }
 
-/// CHECK on the node: the node end exists, carries the network's group, and routes each
+/// CHECK on the node: the node end exists, carries the network's group (when isolated), and routes each
 /// container address.
 pub async fn check_node(host: &Netlink, host_veth: &str, group: u32, ips: &[IpNet]) -> CniResult<()> {
     let node_end = host
@@ -70,7 +70,7 @@ pub async fn check_node(host: &Netlink, host_veth: &str, group: u32, ips: &[IpNe
         .await
         .or_cni(format!("read {host_veth}"))?
         .ok_or_else(|| drift(format!("node interface {host_veth} is missing")))?;
-    if node_end.group != group {
+    if group != 0 && node_end.group != group {
         return Err(drift(format!("node interface {host_veth} is in group {:#x}, not {group:#x}", node_end.group)));
     }
     // Only ptp's host routes lead into the node end, so a lookup that ends there is ours.
