@@ -18,8 +18,9 @@
 //! never matched. One hook and one rule serve all networks; the check is a hash lookup whatever their number.
 //!
 //! Only networks that ask for isolation take part: the plugin leaves other networks' interfaces in group 0, which
-//! the rule never matches. The table is shared and never removed; each isolated network's element is added on its
-//! every ADD (idempotent). A missing element fails closed: the network's own routed traffic would be dropped too,
+//! the rule never matches. The table is shared; each isolated network's element is added on its every ADD
+//! (idempotent) and removed with the network's masquerade table on its last DEL, or by a GC that lists no
+//! attachment of it; the last element takes the table with it. A missing element fails closed: the network's own routed traffic would be dropped too,
 //! which CHECK reports ([`isolate_check`]). Two networks whose hashes collide (about n²/2²⁵ for n networks) would
 //! share a group and not be isolated from each other, so [`isolate_add`] refuses the second one.
 
@@ -28,7 +29,7 @@ use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
-use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
+use crate::state::{backoff, Companion, Ctx, MAX_ATTEMPTS};
 use crate::NftError;
 
 /// The top byte shared by every tether isolation group.
@@ -142,6 +143,35 @@ pub fn isolate_add(network: &str) -> Result<u32, NftError> {
         }
     }
     Err(last.unwrap_or_else(|| NftError::gave_up(OP, t.describe())))
+}
+
+/// The network's isolation element, as what goes with its masquerade table on its last DEL.
+pub(crate) fn companion(network: &str) -> Result<Companion, NftError> {
+    let group = isolation_group(network)?;
+    Ok(Companion { table: table(), set: SAME, key: key(group), comment: names::network_comment(network) })
+}
+
+/// Remove `network`'s isolation element if it holds one (GC, when no attachment of the network is left), and the
+/// shared table with it when it was the last one.
+pub fn isolate_del(network: &str) -> Result<(), NftError> {
+    const OP: &str = "isolate_del";
+    let c = companion(network)?;
+    let mut ctx = Ctx::open(OP)?;
+    for attempt in 0..MAX_ATTEMPTS {
+        backoff(attempt);
+        let mut batch = Batch::new().if_generation(ctx.generation()?);
+        ctx.push_companion_removal(&mut batch, &c)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match ctx.commit(&batch, &c.table.describe())? {
+            Commit::Done => return Ok(()),
+            Commit::Rejected { errno: libc::ERESTART, .. } => {}
+            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, c.table.describe(), errno, detail)),
+        }
+    }
+    Err(NftError::gave_up(OP, c.table.describe()))
 }
 
 /// Whether `network`'s group is in the shared set (for CHECK).

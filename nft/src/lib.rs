@@ -26,10 +26,10 @@
 //!   and the errno.
 //! * Creation is race-free: the table, chain, sets and rules are one transaction whose table message is
 //!   exclusive; when a concurrent caller won, that transaction fails as a whole with EEXIST and we carry on.
-//! * Removal (DEL, GC) reads the sets and deletes the matching elements by key. DEL keeps a table it empties;
-//!   GC, which drops emptied tables, binds its transaction to the ruleset generation it read
+//! * Removal (DEL, GC) reads the sets and deletes the matching elements by key. A table left empty is dropped,
+//!   with the network's isolation element, by a transaction bound to the ruleset generation it read
 //!   (`NFNL_BATCH_GENID`): if anything changed in between, the kernel refuses it with ERESTART and we read again.
-//!   This is what makes deleting a whole table safe against a concurrent ADD.
+//!   This is what makes deleting a whole table safe against a concurrent ADD, which recreates a missing table.
 //!
 //! # Why hand-written nfnetlink
 //!
@@ -65,7 +65,7 @@ mod spoofchk;
 mod state;
 
 pub use error::NftError;
-pub use isolate::{isolate_add, isolate_check, isolation_group, ISOLATION_MASK, ISOLATION_TAG};
+pub use isolate::{isolate_add, isolate_check, isolate_del, isolation_group, ISOLATION_MASK, ISOLATION_TAG};
 pub use masq::{masq_add, masq_del, masq_gc, masq_list, MasqEntry};
 pub use spoofchk::{spoofchk_add, spoofchk_del, spoofchk_gc, spoofchk_list};
 

@@ -20,7 +20,8 @@
 //!
 //! This is the reference's behaviour (masquerade a container's traffic unless it goes to the network's subnet or
 //! to multicast) with six rules per network however many containers there are. The subnets are shared by the
-//! network's containers and stay while the table exists; an emptied table stays (DEL keeps it, GC drops it).
+//! network's containers and stay while the table exists; the DEL or GC that removes the last container drops the
+//! table (and the network's isolation element).
 
 use std::net::IpAddr;
 
@@ -430,13 +431,14 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
 }
 
 /// Remove this attachment's masquerade state, found by (network, container ID, ifname), not by address or live
-/// interface. Ok when the table or the elements are absent. The table stays when its last container goes (GC
-/// removes it).
+/// interface. Ok when the table or the elements are absent. When its last container goes, the network's table
+/// goes too, with the network's isolation element in the shared table (race-free against a concurrent ADD).
 pub fn masq_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
     const OP: &str = "masq_del";
     let table = table(OP, network)?;
     let owner = names::owner(OP, container_id, ifname)?;
-    Ctx::open(OP)?.remove_owner(&table, &["masq4", "masq6"], &owner)?;
+    let companion = crate::isolate::companion(network)?;
+    Ctx::open(OP)?.remove_owner(&table, &["masq4", "masq6"], &owner, Some(&companion))?;
     Ok(())
 }
 
@@ -461,7 +463,8 @@ pub fn masq_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<
 pub fn masq_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
     const OP: &str = "masq_gc";
     let table = table(OP, network)?;
-    Ctx::open(OP)?.remove_owners_not_in(&table, &["masq4", "masq6"], valid, "masquerade")
+    let companion = crate::isolate::companion(network)?;
+    Ctx::open(OP)?.remove_owners_not_in(&table, &["masq4", "masq6"], valid, "masquerade", Some(&companion))
 }
 
 #[cfg(test)]

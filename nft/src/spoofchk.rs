@@ -221,7 +221,7 @@ pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(
     const OP: &str = "spoofchk_del";
     let table = table(OP, network)?;
     let owner = names::owner(OP, container_id, ifname)?;
-    Ctx::open(OP)?.remove_owner(&table, &[PORTS, ALLOWED], &owner)?;
+    Ctx::open(OP)?.remove_owner(&table, &[PORTS, ALLOWED], &owner, None)?;
     Ok(())
 }
 
@@ -245,7 +245,7 @@ pub fn spoofchk_list(network: &str, container_id: &str, ifname: &str) -> Result<
 pub fn spoofchk_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
     const OP: &str = "spoofchk_gc";
     let table = table(OP, network)?;
-    Ctx::open(OP)?.remove_owners_not_in(&table, &[PORTS, ALLOWED], valid, "spoof-check")
+    Ctx::open(OP)?.remove_owners_not_in(&table, &[PORTS, ALLOWED], valid, "spoof-check", None)
 }
 
 #[cfg(test)]

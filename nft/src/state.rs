@@ -1,6 +1,6 @@
 //! The engine shared by masquerade, spoof check and isolation: one connection per public call, race-free table
-//! creation, reading sets back, and removing elements by owner (bound to the ruleset generation when an emptied
-//! table is dropped, see [`Ctx::remove_where`]).
+//! creation, reading sets back, and removing elements by owner; a table whose last element goes is dropped in a
+//! transaction bound to the ruleset generation (see [`Ctx::drop_if_empty`]), so a network leaves no state behind.
 
 use std::time::Duration;
 
@@ -108,14 +108,91 @@ impl Ctx {
         }
     }
 
-    /// DEL: remove the elements of `sets` that `owner` (an owner comment) holds; an emptied table stays.
+    /// DEL: remove the elements of `sets` that `owner` (an owner comment) holds; when that leaves every one of
+    /// `sets` empty, drop the table and `companion` with it ([`Ctx::drop_if_empty`]).
     pub(crate) fn remove_owner(
         &mut self,
         table: &Table,
         sets: &[&'static str],
         owner: &str,
+        companion: Option<&Companion>,
     ) -> Result<usize, NftError> {
-        self.remove_where(table, sets, EmptyTable::Keep, |e| e.comment.as_deref() == Some(owner))
+        let (removed, found) =
+            self.remove_where(table, sets, EmptyTable::Keep, None, |e| e.comment.as_deref() == Some(owner))?;
+        if found {
+            self.drop_if_empty(table, sets, companion)?;
+        }
+        Ok(removed)
+    }
+
+    /// Drop `table` (and `companion`) if every one of `sets` is empty, in a transaction bound to the generation
+    /// read before looking: a concurrent ADD either commits first (the kernel then refuses ours with ERESTART and
+    /// we look again) or finds the table gone and recreates it. Every DEL looks after its own removal, so of
+    /// several DELs that empty a table together the last to commit sees it empty, whatever their interleaving.
+    /// The extra cost (a read, and a grace period when the table goes) falls on DEL only, and its wait only on a
+    /// network's last DEL.
+    fn drop_if_empty(
+        &mut self,
+        table: &Table,
+        sets: &[&'static str],
+        companion: Option<&Companion>,
+    ) -> Result<bool, NftError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            let mut batch = Batch::new().if_generation(self.generation()?);
+            let mut found = false;
+            for &name in sets {
+                match self.read_set(table.set(name))? {
+                    None => {}
+                    Some(elems) if elems.is_empty() => found = true,
+                    Some(_) => return Ok(false),
+                }
+            }
+            if !found {
+                return Ok(false);
+            }
+            self.push_drop(&mut batch, table, companion)?;
+            match self.commit(&batch, &table.describe())? {
+                Commit::Done => {
+                    log::debug!("{}: dropped the emptied {}", self.op, table.describe());
+                    wait_for_grace_period();
+                    return Ok(true);
+                }
+                Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                Commit::Failed(fs) => return Err(self.failure(&batch, &fs[0])),
+                Commit::Rejected { errno, detail } => {
+                    return Err(NftError::errno(self.op, table.describe(), errno, detail))
+                }
+            }
+        }
+        Err(NftError::gave_up(self.op, table.describe()))
+    }
+
+    /// Add the deletion of `table`, and of `companion` when it is there and still names its owner, to `batch`.
+    fn push_drop(&mut self, batch: &mut Batch, table: &Table, companion: Option<&Companion>) -> Result<(), NftError> {
+        if let Some(c) = companion {
+            self.push_companion_removal(batch, c)?;
+        }
+        batch.push(objects::del_table(table), table.describe());
+        Ok(())
+    }
+
+    /// Add the deletion of `c`, if it is there and still names its owner, to `batch`; when it is the last element
+    /// of its set, the deletion of its (shared) table instead. `batch` must be bound to the generation read
+    /// before this looked, so that a concurrent ADD of another network cannot lose its element with the table.
+    pub(crate) fn push_companion_removal(&mut self, batch: &mut Batch, c: &Companion) -> Result<(), NftError> {
+        let set = c.table.set(c.set);
+        let Some(elems) = self.read_set(set)? else { return Ok(()) };
+        let ours = |e: &Elem| e.key == c.key && e.comment.as_deref() == Some(c.comment.as_str());
+        if !elems.iter().any(ours) {
+            return Ok(());
+        }
+        if elems.iter().all(ours) {
+            batch.push(objects::del_table(&c.table), c.table.describe());
+        } else {
+            batch.push(objects::del_elems(set, &[Elem::new(c.key.clone(), None)]), set.describe());
+        }
+        Ok(())
     }
 
     /// GC: remove every element of `sets` not owned by one of `valid` ((container ID, ifname) pairs), and the
@@ -126,11 +203,12 @@ impl Ctx {
         sets: &[&'static str],
         valid: &[(String, String)],
         what: &str,
+        companion: Option<&Companion>,
     ) -> Result<(), NftError> {
         // A pair that is not a valid name cannot own anything we wrote.
         let keep: Vec<String> =
             valid.iter().filter_map(|(id, ifname)| names::owner(self.op, id, ifname).ok()).collect();
-        let removed = self.remove_where(table, sets, EmptyTable::Drop, |e| {
+        let (removed, _) = self.remove_where(table, sets, EmptyTable::Drop, companion, |e| {
             !e.comment.as_ref().is_some_and(|c| keep.iter().any(|k| k == c))
         })?;
         if removed > 0 {
@@ -141,15 +219,17 @@ impl Ctx {
 
     /// Remove every element of `sets` for which `doomed` holds, as one transaction. With [`EmptyTable::Drop`] it
     /// only commits if nothing changed since the sets were read, and when no element is left in any of `sets`,
-    /// the table goes too (a concurrent ADD either lands before our read, and then the table stays, or finds the
-    /// table gone and recreates it). A missing table is success. Returns how many elements were removed.
+    /// the table (and `companion`) goes too (a concurrent ADD either lands before our read, and then the table
+    /// stays, or finds the table gone and recreates it). A missing table is success. Returns how many elements
+    /// were removed, and whether any of `sets` was found.
     fn remove_where(
         &mut self,
         table: &Table,
         sets: &[&'static str],
         empty_table: EmptyTable,
+        companion: Option<&Companion>,
         doomed: impl Fn(&Elem) -> bool,
-    ) -> Result<usize, NftError> {
+    ) -> Result<(usize, bool), NftError> {
         let mut last: Option<NftError> = None;
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt);
@@ -175,18 +255,18 @@ impl Ctx {
                 push_elems(&mut batch, set, &gone, objects::del_elems);
             }
             if !found {
-                return Ok(0);
+                return Ok((0, false));
             }
             if remaining == 0 && empty_table == EmptyTable::Drop {
-                batch.push(objects::del_table(table), table.describe());
+                self.push_drop(&mut batch, table, companion)?;
             }
             if batch.is_empty() {
-                return Ok(0);
+                return Ok((0, true));
             }
             match self.commit(&batch, &table.describe())? {
                 Commit::Done => {
                     wait_for_grace_period();
-                    return Ok(removed);
+                    return Ok((removed, true));
                 }
                 // The generation moved (ERESTART) or a concurrent call removed something first: read again.
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
@@ -223,14 +303,28 @@ fn wait_for_grace_period() {
     let _ = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
 }
 
-/// What to do with a table whose sets an operation empties.
+/// What to do, in the removal transaction itself, with a table whose sets it empties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EmptyTable {
-    /// Keep it: DEL of one container. Recreating a table costs ~20 ms (its chain registers a hook), which the
-    /// next ADD of the network would pay; an empty table costs nothing per packet that matters.
+    /// Nothing: DEL of one container, whose removal is not bound to the generation (binding every DEL made
+    /// parallel DELs restart each other); [`Ctx::drop_if_empty`] follows it.
     Keep,
-    /// Remove it: GC, when the runtime says no attachment of the network is left.
+    /// Remove it in the same transaction, bound to the generation: GC.
     Drop,
+}
+
+/// An element elsewhere that belongs to a per-network table's network and goes with it: the network's
+/// isolation element in the shared table. Deleted only while its comment still names the network.
+#[derive(Debug, Clone)]
+pub(crate) struct Companion {
+    /// Its table.
+    pub(crate) table: Table,
+    /// Its set.
+    pub(crate) set: &'static str,
+    /// Its key.
+    pub(crate) key: Vec<u8>,
+    /// The comment that marks it as the network's.
+    pub(crate) comment: String,
 }
 
 /// The elements of a dump, each once. A hash set's dump can list an element twice when the kernel resizes the

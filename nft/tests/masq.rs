@@ -134,8 +134,8 @@ fn del_removes_exactly_that_attachment() {
 }
 
 #[test]
-fn del_with_nothing_present_is_ok_and_the_empty_table_stays_until_gc() {
-    if !can_run("del_with_nothing_present_is_ok_and_the_empty_table_stays_until_gc") {
+fn del_with_nothing_present_is_ok_and_the_last_del_drops_the_table() {
+    if !can_run("del_with_nothing_present_is_ok_and_the_last_del_drops_the_table") {
         return;
     }
     let ns = Netns::new("delnone");
@@ -151,12 +151,68 @@ fn del_with_nothing_present_is_ok_and_the_empty_table_stays_until_gc() {
     ns.run(|| masq_del("net1", "c1", "eth0").unwrap());
     assert_eq!(tables(&ns.ruleset()).len(), 1, "c2 is still there");
     ns.run(|| masq_del("net1", "c2", "eth0").unwrap());
-    assert_eq!(tables(&ns.ruleset()).len(), 1, "an emptied table stays: the next ADD needs it");
-    assert_eq!(elements(&ns.ruleset(), "tether-net1", "masq4"), pairs(&[]));
+    assert_eq!(tables(&ns.ruleset()), vec![], "the last DEL takes the table");
     ns.run(|| masq_add("net1", "c3", "eth0", &[v4(4)]).unwrap());
-    assert_eq!(objects(&ns.ruleset(), "rule").len(), 6, "rules are not duplicated");
+    assert_eq!(objects(&ns.ruleset(), "rule").len(), 6, "the next ADD makes it again, whole");
     ns.run(|| masq_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![], "GC with nothing valid takes the table");
+}
+
+#[test]
+fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
+    if !can_run("the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing") {
+        return;
+    }
+    let ns = Netns::new("lastdel");
+    ns.run(|| {
+        nft::isolate_add("net1").unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap();
+        masq_del("net1", "c1", "eth0").unwrap();
+    });
+    let rs = ns.ruleset();
+    assert_eq!(tables(&rs), vec![], "the network's table and its isolation element (the shared table's last) stay");
+    let net1 = ("inet".to_string(), "tether-net1".to_string());
+    ns.run(|| {
+        nft::isolate_add("net1").unwrap();
+        nft::isolate_add("net2").unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap();
+        masq_del("net1", "c1", "eth0").unwrap();
+    });
+    let rs = ns.ruleset();
+    assert_eq!(tables(&rs), vec![("inet".to_string(), "tether".to_string())], "net2 keeps the shared table");
+    assert_eq!(set(&rs, "tether", "same").unwrap()["elem"].as_array().map(Vec::len), Some(1), "{rs}");
+    ns.run(|| nft::isolate_del("net2").unwrap());
+    assert_eq!(tables(&ns.ruleset()), vec![], "GC of net2 takes the shared table");
+    // Attachments come and go in parallel; whoever is last takes the table, and an ADD that races a
+    // last DEL keeps its element (it recreates the table when it finds it gone).
+    for round in 0..4u8 {
+        std::thread::scope(|s| {
+            for i in 0..16u8 {
+                let ns = &ns;
+                s.spawn(move || {
+                    ns.run(|| {
+                        let id = format!("r{round}c{i}");
+                        masq_add("net1", &id, "eth0", &[v4(10 + i)]).unwrap();
+                        if i % 2 == 0 {
+                            masq_del("net1", &id, "eth0").unwrap();
+                        }
+                    })
+                });
+            }
+        });
+        let left: Vec<u8> = (0..16u8).filter(|i| i % 2 == 1).collect();
+        for i in &left {
+            let id = format!("r{round}c{i}");
+            assert_eq!(ns.run(|| masq_list("net1", &id, "eth0")).unwrap(), vec![v4(10 + i).addr], "{id} lost");
+        }
+        std::thread::scope(|s| {
+            for i in left {
+                let ns = &ns;
+                s.spawn(move || ns.run(|| masq_del("net1", &format!("r{round}c{i}"), "eth0").unwrap()));
+            }
+        });
+        assert!(!tables(&ns.ruleset()).contains(&net1), "round {round}: the table stayed");
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::ipam::Ipam;
 use crate::netlink::Netlink;
 use crate::netlink::NlContext;
 use crate::netns::Netns;
-use crate::{masq, runtime, spoofchk, veth};
+use crate::{isolate, masq, runtime, spoofchk, veth};
 use conf::{CniError, CniResult, Command, ErrorCode, Request};
 use std::collections::HashSet;
 use std::path::Path;
@@ -124,6 +124,9 @@ pub fn gc(request: &Request) -> CniResult<()> {
         if let Err(e) = spoofchk::gc(&request.config.name, &request.config.valid_attachments) {
             errors.push(e.context("garbage-collect spoof-check state"));
         }
+    }
+    if let Err(e) = isolate::gc(&request.config.name, &request.config.valid_attachments) {
+        errors.push(e.context("garbage-collect isolation state"));
     }
     match remove_stale_links(request) {
         Ok(()) => {

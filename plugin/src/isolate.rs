@@ -31,6 +31,15 @@ pub fn ensure(network: &str, conf: &PluginConf) -> CniResult<()> {
     Ok(())
 }
 
+/// GC: with no valid attachment left, the network's isolation element goes (a network with
+/// masquerade loses it with its last DEL already, see nft's `masq_del`).
+pub fn gc(network: &str, valid: &[conf::Attachment]) -> CniResult<()> {
+    if valid.is_empty() {
+        nft::isolate_del(network).map_err(nftables::error)?;
+    }
+    Ok(())
+}
+
 /// CHECK: an isolated network is registered.
 pub fn check(network: &str, conf: &PluginConf) -> CniResult<()> {
     if !conf.isolate {

@@ -801,6 +801,45 @@ fn gc_removes_only_stale_attachments() {
     net.del(&stale, Some(&gone)).assert_ok_silent();
 }
 
+#[test]
+fn networks_leave_no_nftables_state_after_their_last_del() {
+    let Some(net) = Net::new("nftgone", Impl::Tether, "1.1.0", Family::Dual, 16) else { return };
+    if !require_tool("nft") {
+        return;
+    }
+    let before = net.node.nft_text();
+    // Many short-lived networks, masqueraded, half of them isolated: each one's state goes with its last DEL.
+    for i in 0..12u8 {
+        let conf = {
+            let p = Ptp::new("1.1.0", &format!("short{i}"), 40 + i, Family::Dual, &net.node.data_dir()).masq(true);
+            let mut c = p.conf();
+            c["isolate"] = json!(i % 2 == 0);
+            c
+        };
+        let ctr = net.node.container(&format!("s{i}"));
+        let result = net.plugin.add(&conf, &ctr, IFNAME).result().clone();
+        assert_ne!(net.node.nft_text(), before, "ADD made no nftables state?");
+        net.plugin.del(&with_prev(&conf, &result), &ctr, IFNAME).assert_ok_silent();
+        assert_eq!(net.node.nft_text(), before, "network short{i} left nftables state behind");
+    }
+    // One network, attachments added and deleted in parallel, twice.
+    let mut conf = Ptp::new("1.1.0", "busy", 16, Family::Dual, &net.node.data_dir()).masq(true).conf();
+    conf["isolate"] = json!(true);
+    for round in 0..2 {
+        let ctrs: Vec<Netns> = (0..12).map(|i| net.node.container(&format!("p{round}-{i}"))).collect();
+        let (conf, plugin) = (&conf, &net.plugin);
+        std::thread::scope(|s| {
+            for ctr in &ctrs {
+                s.spawn(move || {
+                    let result = plugin.add(conf, ctr, IFNAME).result().clone();
+                    plugin.del(&with_prev(conf, &result), ctr, IFNAME).assert_ok_silent();
+                });
+            }
+        });
+        assert_eq!(net.node.nft_text(), before, "round {round}: parallel ADD/DEL left nftables state behind");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency.
 
