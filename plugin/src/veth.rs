@@ -3,7 +3,8 @@
 //! retry), and its creation in one request with the peer born inside the container.
 
 use crate::attach::{Attachment, Undo};
-use crate::netlink::link::{Link, VethSpec};
+use crate::netlink::link::{link_of, Link, VethSpec};
+use crate::netlink::next_outcome;
 use crate::netlink::{Netlink, NlContext};
 use conf::{CniError, CniResult, ErrorCode};
 
@@ -62,15 +63,16 @@ pub async fn create_pair(
         return Err(e.into_cni(format!("create veth pair {} / {}", att.host_veth, att.ifname())));
     }
     undo.host_veth = Some(att.host_veth.clone());
-    let alias = node_end_alias(att.network());
-    let (aliased, host, container) = tokio::join!(
-        host_nl.set_alias(&att.host_veth, &alias),
-        host_nl.link_by_name(&att.host_veth),
-        ctr_nl.link_by_name(att.ifname())
-    );
-    aliased.or_cni(format!("set the alias of {}", att.host_veth))?;
+    // The node end's alias and its read-back in one datagram, the container end's read at the same time.
+    let mut node_side = host_nl.batch();
+    node_side.set_alias(&att.host_veth, &node_end_alias(att.network()));
+    node_side.get_link_by_name(&att.host_veth);
+    let (node_side, container) = tokio::join!(node_side.send(), ctr_nl.link_by_name(att.ifname()));
+    let mut outcomes = node_side.or_cni(format!("set up {}", att.host_veth))?.into_iter();
+    next_outcome(&mut outcomes).or_cni(format!("set the alias of {}", att.host_veth))?;
+    let host = next_outcome(&mut outcomes).map(link_of).or_cni(format!("read {}", att.host_veth))?;
     let missing = |what: &str| CniError::new(ErrorCode::Netlink, format!("{what} vanished right after its creation"));
-    let host = host.or_cni(format!("read {}", att.host_veth))?.ok_or_else(|| missing(&att.host_veth))?;
+    let host = host.ok_or_else(|| missing(&att.host_veth))?;
     let container = container.or_cni(format!("read {}", att.ifname()))?.ok_or_else(|| missing(att.ifname()))?;
     Ok((host, container))
 }

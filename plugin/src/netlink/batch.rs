@@ -8,7 +8,7 @@
 //! went through does not matter).
 
 use super::addr::{new_address, AddrFlags};
-use super::link::{get_by_index, set_up_message};
+use super::link::{get_by_index, get_by_name, set_alias_message, set_up_message};
 use super::route::{new_route, RouteSpec};
 use super::{Netlink, NlError, REQUEST_TIMEOUT};
 use futures::StreamExt;
@@ -73,6 +73,16 @@ impl Batch {
     /// brings the link's state up to date (see `Netlink::sync_link_state`).
     pub fn get_link(&mut self, index: u32) -> usize {
         self.push(get_by_index(index), 0)
+    }
+
+    /// A get of the link called `name`; read the outcome with `link::link_of`.
+    pub fn get_link_by_name(&mut self, name: &str) -> usize {
+        self.push(get_by_name(name), 0)
+    }
+
+    /// As `Netlink::set_alias`.
+    pub fn set_alias(&mut self, name: &str, alias: &str) -> usize {
+        self.push(set_alias_message(name, alias), NLM_F_ACK)
     }
 
     /// Send every request now, in one datagram; the future yields one outcome per request.

@@ -206,6 +206,13 @@ pub(crate) fn oper_up(replies: &[RouteNetlinkMessage]) -> bool {
     })
 }
 
+/// RTM_SETLINK that sets the alias (`IFLA_IFALIAS`) of the link called `name`.
+pub(crate) fn set_alias_message(name: &str, alias: &str) -> RouteNetlinkMessage {
+    let mut msg = name_only(name);
+    msg.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+    RouteNetlinkMessage::SetLink(msg)
+}
+
 fn name_only(name: &str) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -280,14 +287,6 @@ impl Netlink {
                 _ => None,
             })
             .collect())
-    }
-
-    /// Set the alias (`IFLA_IFALIAS`) of the link called `name`. Queued when called (see
-    /// `Netlink::request`).
-    pub fn set_alias(&self, name: &str, alias: &str) -> impl Future<Output = Result<(), NlError>> + 'static {
-        let mut msg = name_only(name);
-        msg.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
-        self.ack(RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Delete the link called `name`. A veth takes its peer with it, and routes and addresses
