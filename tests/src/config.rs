@@ -242,11 +242,13 @@ pub fn with_prev(conf: &Value, prev: &Value) -> Value {
     v
 }
 
-/// `conf` with `cni.dev/valid-attachments` (for GC): pairs of (container ID, ifname).
+/// `conf` as libcni 1.3's GC hands it over: `cni.dev/valid-attachments` (pairs of container ID
+/// and ifname) and the same list again as `cni.dev/attachments`.
 pub fn with_valid_attachments(conf: &Value, valid: &[(&str, &str)]) -> Value {
     let mut v = conf.clone();
-    v["cni.dev/valid-attachments"] =
-        Value::Array(valid.iter().map(|(c, i)| json!({"containerID": c, "ifname": i})).collect());
+    let list = Value::Array(valid.iter().map(|(c, i)| json!({"containerID": c, "ifname": i})).collect());
+    v["cni.dev/valid-attachments"] = list.clone();
+    v["cni.dev/attachments"] = list;
     v
 }
 

@@ -60,9 +60,18 @@ impl Invocation {
         }
     }
 
-    /// A network-wide invocation (STATUS, GC, VERSION): only `CNI_COMMAND` and `CNI_PATH`.
+    /// A network-wide invocation (STATUS, GC, VERSION) as libcni 1.3 makes it: `CNI_COMMAND`,
+    /// `CNI_PATH`, and the per-attachment variables set but empty.
     pub fn network(command: &str) -> Invocation {
-        Invocation { command: Some(command.to_string()), ..Invocation::default() }
+        let empty = || Some(String::new());
+        Invocation {
+            command: Some(command.to_string()),
+            container_id: empty(),
+            netns: empty(),
+            ifname: empty(),
+            args: empty(),
+            path: None,
+        }
     }
 
     /// Set `CNI_ARGS`.
