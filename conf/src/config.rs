@@ -1,7 +1,8 @@
 //! The network configuration on stdin: the fields every plugin shares, validated, with the raw
 //! document kept so a plugin can read its own keys and a delegate gets the exact bytes.
 //!
-//! `prevResult` is parsed with the config's `cniVersion` (Go `version.ParsePrevResult`); for GC the
+//! `prevResult` is read in its own `cniVersion`, the config's when it names none (Go
+//! `version.ParsePrevResult` injects the config's version then); for GC the
 //! valid attachments come from `cni.dev/valid-attachments`, falling back to `cni.dev/attachments`,
 //! and an absent key means an empty list (cnitool's `gc` sends none).
 
@@ -37,7 +38,7 @@ pub struct NetConf {
     pub ipam_type: Option<String>,
     /// `dns`, if set.
     pub dns: Option<Dns>,
-    /// `prevResult`, parsed with the config's version.
+    /// `prevResult`, read in its own version (the config's when it has none).
     pub prev_result: Option<NetResult>,
     /// `runtimeConfig` (an object; empty when absent).
     pub runtime_config: serde_json::Map<String, Value>,
@@ -224,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn prev_result_is_parsed_with_config_version() {
+    fn prev_result_without_version_is_parsed_with_config_version() {
         let c = conf(json!({
             "cniVersion": "0.4.0", "name": "n",
             "prevResult": {"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "198.18.0.2/24"}]}
@@ -233,6 +234,25 @@ mod tests {
         assert_eq!(c.prev_result.unwrap().ips[0].address.to_string(), "198.18.0.2/24");
         let bad = conf(json!({"cniVersion": "1.0.0", "name": "n", "prevResult": {"ips": "x"}}));
         assert_eq!(bad.err().map(|e| e.code), Some(6));
+    }
+
+    #[test]
+    fn prev_result_is_read_in_its_own_version() {
+        // a 1.0.0 prevResult (no ips[].version) in a 0.4.0 config
+        let c = conf(json!({
+            "cniVersion": "0.4.0", "name": "n",
+            "prevResult": {"cniVersion": "1.0.0", "ips": [{"address": "198.18.0.2/24"}]}
+        }))
+        .unwrap();
+        assert_eq!(c.prev_result.unwrap().ips[0].address.to_string(), "198.18.0.2/24");
+        // a 0.3.1 prevResult without ips[].version in a 1.1.0 config
+        let c = conf(json!({
+            "cniVersion": "1.1.0", "name": "n",
+            "prevResult": {"cniVersion": "0.3.1", "ips": [{"address": "fd7e:7e7e::2/64", "interface": 0}],
+                           "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}]}
+        }))
+        .unwrap();
+        assert_eq!(c.prev_result.unwrap().ips[0].interface, Some(0));
     }
 
     #[test]

@@ -90,7 +90,8 @@ fn delegate_error(plugin_type: &str, stdout: &str, status: std::process::ExitSta
     }
 }
 
-/// Delegate ADD and decode the result in the request's version.
+/// Delegate ADD and decode the result from its own `cniVersion`: a delegate may answer in another
+/// version than the request's (libcni converts it; so does this), or in none (then the request's).
 ///
 /// # Errors
 /// As [`exec`]; code 103 when the delegate printed no result.

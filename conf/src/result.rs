@@ -1,8 +1,10 @@
 //! Results: one in-memory model (the 1.1.0 result) and exact conversion to and from every layout.
 //!
-//! 1.0.0/1.1.0 are written as is; 0.3.x/0.4.0 add `ips[].version` and drop the 1.1 interface
-//! fields; 0.1.0/0.2.0 keep the first IPv4 and first IPv6 address as `ip4`/`ip6` with the routes of
-//! their family (Go `pkg/types/{100,040,020}` and `internal/convert.go`).
+//! 1.1.0 is written as is; 1.0.0 drops the 1.1 interface (`mtu`, `socketPath`, `pciID`) and route
+//! (`mtu`, `advmss`, `priority`, `table`, `scope`) fields; 0.3.x/0.4.0 drop them too and add
+//! `ips[].version`; 0.1.0/0.2.0 keep the first IPv4 and first IPv6 address as `ip4`/`ip6` with the
+//! routes of their family (Go `pkg/types/{100,040,020}` and `internal/convert.go`). A document is
+//! read in its own `cniVersion`, as libcni's `create.Create` does, whatever the request's is.
 
 use crate::error::{CniError, ErrorCode};
 use crate::version::{ResultLayout, Version};
@@ -116,24 +118,14 @@ pub struct NetResult {
 }
 
 // ---- wire layouts -------------------------------------------------------------------------
+//
+// Decoding is as lenient as libcni's: every layout reads the route fields 1.1.0 added (Go shares
+// one `types.Route` between all versions), 1.0.0 reads the 1.1.0 interface fields, and 0.3.x/0.4.0
+// `ips[].version` may be missing (the address says it). Encoding writes only what the version has.
 
+/// An interface as 0.3.0 to 1.0.0 write it.
 #[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CurrentWire {
-    #[serde(default)]
-    cni_version: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    interfaces: Vec<Interface>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    ips: Vec<IpConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    routes: Vec<Route>,
-    #[serde(default, skip_serializing_if = "Dns::is_empty")]
-    dns: Dns,
-}
-
-#[derive(Serialize, Deserialize)]
-struct VersionedInterface {
+struct BasicInterface {
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mac: Option<String>,
@@ -141,8 +133,45 @@ struct VersionedInterface {
     sandbox: Option<String>,
 }
 
+impl From<&Interface> for BasicInterface {
+    fn from(i: &Interface) -> Self {
+        BasicInterface { name: i.name.clone(), mac: i.mac.clone(), sandbox: i.sandbox.clone() }
+    }
+}
+
+/// A route as 0.1.0 to 1.0.0 write it.
+#[derive(Serialize, Deserialize)]
+struct BasicRoute {
+    dst: IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gw: Option<IpAddr>,
+}
+
+impl From<&Route> for BasicRoute {
+    fn from(r: &Route) -> Self {
+        BasicRoute { dst: r.dst, gw: r.gw }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CurrentWire<I, R> {
+    #[serde(default)]
+    cni_version: String,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    interfaces: Vec<I>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ips: Vec<IpConfig>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<R>,
+    #[serde(default, skip_serializing_if = "Dns::is_empty")]
+    dns: Dns,
+}
+
 #[derive(Serialize, Deserialize)]
 struct VersionedIp {
+    /// "4" or "6"; written always, read never (libcni ignores it too).
+    #[serde(default)]
     version: String,
     address: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,24 +182,17 @@ struct VersionedIp {
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct VersionedWire {
+struct VersionedWire<R> {
     #[serde(default)]
     cni_version: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    interfaces: Vec<VersionedInterface>,
+    interfaces: Vec<BasicInterface>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ips: Vec<VersionedIp>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    routes: Vec<Route>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<R>,
     #[serde(default, skip_serializing_if = "Dns::is_empty")]
     dns: Dns,
-}
-
-#[derive(Serialize, Deserialize)]
-struct LegacyRoute {
-    dst: IpNet,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gw: Option<IpAddr>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -179,7 +201,7 @@ struct LegacyIp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gateway: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    routes: Vec<LegacyRoute>,
+    routes: Vec<BasicRoute>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,32 +217,49 @@ struct LegacyWire {
     dns: Dns,
 }
 
+/// The version a result document is written in: its own `cniVersion`, or `fallback` when it has
+/// none (libcni's `fixupResultVersion` and `ParsePrevResult` use the config's version then).
+fn document_version(value: &serde_json::Value, fallback: Version) -> Result<Version, CniError> {
+    match value.get("cniVersion") {
+        None | Some(serde_json::Value::Null) => Ok(fallback),
+        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(fallback),
+        Some(serde_json::Value::String(s)) => Version::parse(s).map_err(|_| {
+            CniError::new(ErrorCode::IncompatibleVersion, format!("result has unsupported cniVersion {s:?}"))
+                .with_details(format!("supported: {:?}", crate::version::SUPPORTED))
+        }),
+        Some(other) => {
+            Err(CniError::new(ErrorCode::Decode, format!("result cniVersion must be a string, got {other}")))
+        }
+    }
+}
+
 impl NetResult {
-    /// Encode for `version`; the result's `cniVersion` is always the request's.
+    /// Encode for `version`, with only the fields that version has; the result's `cniVersion` is
+    /// always the request's.
     ///
     /// # Errors
     /// Code 999 when a 0.1.0/0.2.0 result would carry no address (the spec's "cannot convert").
     pub fn to_json(&self, version: Version) -> Result<serde_json::Value, CniError> {
         let cni_version = version.as_str().to_string();
+        let basic_routes = || self.routes.iter().map(BasicRoute::from).collect::<Vec<_>>();
         let value = match version.layout() {
-            ResultLayout::Current => serde_json::to_value(CurrentWire {
+            ResultLayout::Current if version.has_1_1_fields() => serde_json::to_value(CurrentWire {
                 cni_version,
                 interfaces: self.interfaces.clone(),
                 ips: self.ips.clone(),
                 routes: self.routes.clone(),
                 dns: self.dns.clone(),
             }),
+            ResultLayout::Current => serde_json::to_value(CurrentWire {
+                cni_version,
+                interfaces: self.interfaces.iter().map(BasicInterface::from).collect(),
+                ips: self.ips.clone(),
+                routes: basic_routes(),
+                dns: self.dns.clone(),
+            }),
             ResultLayout::Versioned => serde_json::to_value(VersionedWire {
                 cni_version,
-                interfaces: self
-                    .interfaces
-                    .iter()
-                    .map(|i| VersionedInterface {
-                        name: i.name.clone(),
-                        mac: i.mac.clone(),
-                        sandbox: i.sandbox.clone(),
-                    })
-                    .collect(),
+                interfaces: self.interfaces.iter().map(BasicInterface::from).collect(),
                 ips: self
                     .ips
                     .iter()
@@ -231,7 +270,7 @@ impl NetResult {
                         interface: ip.interface,
                     })
                     .collect(),
-                routes: self.routes.clone(),
+                routes: basic_routes(),
                 dns: self.dns.clone(),
             }),
             ResultLayout::Legacy => {
@@ -243,7 +282,7 @@ impl NetResult {
                             .routes
                             .iter()
                             .filter(|r| r.dst.addr().is_ipv4() == v4)
-                            .map(|r| LegacyRoute { dst: r.dst, gw: r.gw })
+                            .map(BasicRoute::from)
                             .collect(),
                     })
                 };
@@ -258,21 +297,24 @@ impl NetResult {
         value.map_err(|e| CniError::new(ErrorCode::Internal, "encode result").with_details(e.to_string()))
     }
 
-    /// Decode a result written in `version`'s layout (a `prevResult` or a delegate's answer).
+    /// Decode a result document (a `prevResult` or a delegate's answer) from its own
+    /// `cniVersion`, or from `fallback` (the request's) when it names none.
     ///
     /// # Errors
-    /// Code 6 when the JSON does not fit the layout.
-    pub fn from_json(value: &serde_json::Value, version: Version) -> Result<NetResult, CniError> {
+    /// Code 1 for a `cniVersion` tether does not know; code 6 when the JSON does not fit the
+    /// layout of its version.
+    pub fn from_json(value: &serde_json::Value, fallback: Version) -> Result<NetResult, CniError> {
+        let version = document_version(value, fallback)?;
         let decode_err = |e: serde_json::Error| {
             CniError::new(ErrorCode::Decode, format!("decode {version} result")).with_details(e.to_string())
         };
         match version.layout() {
             ResultLayout::Current => {
-                let w = CurrentWire::deserialize(value).map_err(decode_err)?;
+                let w = CurrentWire::<Interface, Route>::deserialize(value).map_err(decode_err)?;
                 Ok(NetResult { interfaces: w.interfaces, ips: w.ips, routes: w.routes, dns: w.dns })
             }
             ResultLayout::Versioned => {
-                let w = VersionedWire::deserialize(value).map_err(decode_err)?;
+                let w = VersionedWire::<Route>::deserialize(value).map_err(decode_err)?;
                 Ok(NetResult {
                     interfaces: w
                         .interfaces
@@ -336,8 +378,11 @@ mod tests {
     fn current_round_trips_exactly() {
         let r = NetResult::from_json(&spec_example(), Version::V1_1_0).unwrap();
         assert_eq!(r.to_json(Version::V1_1_0).unwrap(), spec_example());
+        // 1.0.0: the same document without the 1.1 interface and route fields
         let mut v100 = spec_example();
         v100["cniVersion"] = json!("1.0.0");
+        v100["interfaces"][2].as_object_mut().unwrap().remove("mtu");
+        v100["routes"][0] = json!({"dst": "0.0.0.0/0", "gw": "10.1.0.1"});
         assert_eq!(r.to_json(Version::V1_0_0).unwrap(), v100);
     }
 
@@ -355,6 +400,7 @@ mod tests {
         let back = NetResult::from_json(&v, Version::V0_4_0).unwrap();
         let mut expected = r.clone();
         expected.interfaces[2].mtu = None;
+        expected.routes[0] = Route::new(expected.routes[0].dst, expected.routes[0].gw);
         assert_eq!(back, expected);
     }
 
@@ -402,6 +448,76 @@ mod tests {
         let r = NetResult::from_json(&v, Version::V0_3_1).unwrap();
         assert_eq!(r.ips[0].interface, None);
         assert!(r.interfaces.is_empty());
+    }
+
+    #[test]
+    fn versioned_ips_without_version_take_it_from_the_address() {
+        // libcni's 0.4.0 decoder does not require `version`; plugins in the wild omit it.
+        let v = json!({"cniVersion": "0.3.1", "ips": [{"address": "198.18.0.2/24"}, {"address": "fd7e:7e7e::2/64"}]});
+        let r = NetResult::from_json(&v, Version::V0_3_1).unwrap();
+        assert_eq!(r.ips.len(), 2);
+        let back = r.to_json(Version::V0_4_0).unwrap();
+        assert_eq!(back["ips"][0]["version"], "4");
+        assert_eq!(back["ips"][1]["version"], "6");
+    }
+
+    #[test]
+    fn a_document_is_read_in_its_own_version() {
+        // a 1.0.0 answer (no `ips[].version`) to a 0.4.0 request
+        let v100 = json!({"cniVersion": "1.0.0", "ips": [{"address": "198.18.0.2/24", "gateway": "198.18.0.1"}]});
+        let r = NetResult::from_json(&v100, Version::V0_4_0).unwrap();
+        assert_eq!(r.ips[0].gateway, Some("198.18.0.1".parse().unwrap()));
+        // a 0.2.0 answer to a 1.0.0 request keeps its addresses and routes
+        let v020 = json!({"cniVersion": "0.2.0", "ip4": {"ip": "198.18.0.2/24", "routes": [{"dst": "0.0.0.0/0"}]}});
+        let r = NetResult::from_json(&v020, Version::V1_0_0).unwrap();
+        assert_eq!(r.ips.len(), 1);
+        assert_eq!(r.routes.len(), 1);
+        // a 0.4.0 answer to a 0.2.0 request
+        let v040 = json!({"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "198.18.0.2/24"}]});
+        assert_eq!(NetResult::from_json(&v040, Version::V0_2_0).unwrap().ips.len(), 1);
+    }
+
+    #[test]
+    fn versioned_routes_keep_the_1_1_fields_they_carry() {
+        // Go shares one route type between versions: a 0.4.0 route with `table` keeps it.
+        let v = json!({"cniVersion": "0.4.0", "routes": [{"dst": "0.0.0.0/0", "table": 100}]});
+        assert_eq!(NetResult::from_json(&v, Version::V0_4_0).unwrap().routes[0].table, Some(100));
+    }
+
+    #[test]
+    fn a_document_without_version_is_read_in_the_fallback() {
+        // libcni: a result without cniVersion is taken to be in the config's version
+        let legacy = json!({"ip4": {"ip": "198.18.0.2/24"}});
+        assert_eq!(NetResult::from_json(&legacy, Version::V0_2_0).unwrap().ips.len(), 1);
+        let versioned = json!({"cniVersion": "", "ips": [{"version": "4", "address": "198.18.0.2/24"}]});
+        assert_eq!(NetResult::from_json(&versioned, Version::V0_4_0).unwrap().ips.len(), 1);
+    }
+
+    #[test]
+    fn a_document_of_an_unknown_version_is_refused() {
+        let v = json!({"cniVersion": "9.9.9", "ips": [{"address": "198.18.0.2/24"}]});
+        assert_eq!(NetResult::from_json(&v, Version::V1_0_0).err().map(|e| e.code), Some(1));
+        let v = json!({"cniVersion": 1, "ips": []});
+        assert_eq!(NetResult::from_json(&v, Version::V1_0_0).err().map(|e| e.code), Some(6));
+    }
+
+    #[test]
+    fn versions_below_1_1_carry_no_1_1_fields() {
+        let r = NetResult::from_json(&spec_example(), Version::V1_1_0).unwrap();
+        for v in [Version::V0_3_0, Version::V0_3_1, Version::V0_4_0, Version::V1_0_0] {
+            let wire = r.to_json(v).unwrap();
+            for route in wire["routes"].as_array().unwrap() {
+                let keys: Vec<&String> = route.as_object().unwrap().keys().collect();
+                assert!(keys.iter().all(|k| *k == "dst" || *k == "gw"), "{v}: route {route}");
+            }
+            for interface in wire["interfaces"].as_array().unwrap() {
+                let keys: Vec<&String> = interface.as_object().unwrap().keys().collect();
+                assert!(keys.iter().all(|k| ["name", "mac", "sandbox"].contains(&k.as_str())), "{v}: {interface}");
+            }
+        }
+        let wire = r.to_json(Version::V1_1_0).unwrap();
+        assert_eq!(wire["routes"][0]["table"], 100);
+        assert_eq!(wire["interfaces"][2]["mtu"], 1500);
     }
 
     #[test]

@@ -91,6 +91,12 @@ impl Version {
     pub fn has_status_and_gc(self) -> bool {
         self >= Version::V1_1_0
     }
+
+    /// Results carry interface `mtu`/`socketPath`/`pciID` and route `mtu`/`advmss`/`priority`/
+    /// `table`/`scope` from 1.1.0.
+    pub fn has_1_1_fields(self) -> bool {
+        self >= Version::V1_1_0
+    }
 }
 
 impl fmt::Display for Version {
