@@ -12,6 +12,10 @@ use crate::result::{Dns, NetResult};
 use crate::version::Version;
 use serde::Deserialize;
 use serde_json::Value;
+use std::time::Duration;
+
+/// How long a delegated plugin may run when `delegateTimeout` is not set.
+pub const DEFAULT_DELEGATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One attachment a runtime still considers valid (GC).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -46,6 +50,8 @@ pub struct NetConf {
     pub args: serde_json::Map<String, Value>,
     /// GC only: the attachments that stay.
     pub valid_attachments: Vec<Attachment>,
+    /// `delegateTimeout`: how long a delegated plugin (IPAM) may run before it is killed.
+    pub delegate_timeout: Duration,
     /// The whole document, unknown fields included.
     pub raw: Value,
 }
@@ -68,6 +74,19 @@ fn optional_object(raw: &Value, key: &str) -> Result<serde_json::Map<String, Val
         Some(Value::Object(m)) => Ok(m.clone()),
         Some(other) => Err(invalid(format!("field {key:?} must be an object, got {other}"))),
     }
+}
+
+/// `delegateTimeout`: seconds (a positive number, fractions allowed), 60 when absent.
+fn delegate_timeout(raw: &Value) -> Result<Duration, CniError> {
+    let value = match raw.get("delegateTimeout") {
+        None | Some(Value::Null) => return Ok(DEFAULT_DELEGATE_TIMEOUT),
+        Some(v) => v,
+    };
+    value
+        .as_f64()
+        .filter(|secs| *secs > 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| invalid(format!("field \"delegateTimeout\" must be a positive number of seconds, got {value}")))
 }
 
 /// Read the `cniVersion` of a document: missing means 0.1.0; unsupported is code 1.
@@ -149,6 +168,7 @@ impl NetConf {
             runtime_config: optional_object(&raw, "runtimeConfig")?,
             args: optional_object(&raw, "args")?,
             valid_attachments,
+            delegate_timeout: delegate_timeout(&raw)?,
             raw,
         })
     }
@@ -264,6 +284,20 @@ mod tests {
         assert_eq!(b.valid_attachments.len(), 1);
         let none = conf(json!({"cniVersion": "1.1.0", "name": "n"})).unwrap();
         assert!(none.valid_attachments.is_empty());
+    }
+
+    #[test]
+    fn delegate_timeout_is_positive_seconds() {
+        let with = |t: Value| conf(json!({"cniVersion": "1.0.0", "name": "n", "delegateTimeout": t}));
+        assert_eq!(
+            conf(json!({"cniVersion": "1.0.0", "name": "n"})).unwrap().delegate_timeout,
+            DEFAULT_DELEGATE_TIMEOUT
+        );
+        assert_eq!(with(json!(2)).unwrap().delegate_timeout, Duration::from_secs(2));
+        assert_eq!(with(json!(0.5)).unwrap().delegate_timeout, Duration::from_millis(500));
+        for bad in [json!(0), json!(-1), json!("60s"), json!(1e300), json!(true)] {
+            assert_eq!(with(bad.clone()).err().map(|e| e.code), Some(7), "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Delegation (SPEC §4): run another plugin, typically IPAM, with the same environment and the
 //! same stdin, `CNI_COMMAND` possibly overridden. Its stdout is captured and decoded; its stderr
-//! goes straight to ours; its error code and message pass through unchanged.
+//! goes straight to ours; its error code and message pass through unchanged, with which plugin
+//! and verb failed in `details`.
+//!
+//! A delegate gets `delegateTimeout` (60 s) to finish. It runs in a process group of its own, so
+//! a timeout kills everything it started (a shell script's `sleep` too) and no orphan keeps its
+//! stdout open.
 //!
 //! Must be called from a thread in the node's network namespace: a child inherits the namespace
 //! of the thread that spawns it.
@@ -9,9 +14,14 @@ use crate::env::Command;
 use crate::error::{CniError, CniResult, ErrorCode};
 use crate::result::NetResult;
 use crate::skel::Request;
-use std::io::Write;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Find the executable `plugin_type` in the directories of `CNI_PATH`, first match wins.
 ///
@@ -40,28 +50,70 @@ fn is_executable(path: &Path) -> bool {
 ///
 /// # Errors
 /// The delegate's own error object (code and message unchanged) when it fails; code 103 when it
-/// cannot be started or answers something that is not JSON.
+/// cannot be started, does not finish within `delegateTimeout`, or answers something that is not
+/// JSON.
 pub fn exec(request: &Request, plugin_type: &str, command: Command) -> CniResult<Option<serde_json::Value>> {
     let binary = find_plugin(plugin_type, &request.invocation.path)?;
-    log::debug!("delegating {} to {}", command.as_str(), binary.display());
+    let timeout = request.config.delegate_timeout;
+    log::debug!("delegating {} to {} (timeout {timeout:?})", command.as_str(), binary.display());
+    let deadline = Instant::now() + timeout;
     let mut child = Process::new(&binary)
         .env("CNI_COMMAND", command.as_str())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .spawn()
         .map_err(|e| CniError::new(ErrorCode::Delegate, format!("run {}: {e}", binary.display())))?;
+    // Feed stdin and drain stdout on helper threads: a delegate that reads neither must not
+    // block us past the deadline (a config larger than the pipe buffer would).
     if let Some(mut stdin) = child.stdin.take() {
+        let bytes = request.stdin.clone();
         // A delegate that exits without reading stdin closes the pipe; its answer still counts.
-        let _ = stdin.write_all(&request.stdin);
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| CniError::new(ErrorCode::Delegate, format!("wait for {}: {e}", binary.display())))?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let (sender, stdout) = mpsc::channel();
+    if let Some(mut pipe) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = sender.send(pipe.read_to_end(&mut bytes).map(|_| bytes));
+        });
+    }
+    let timed_out = || {
+        CniError::new(
+            ErrorCode::Delegate,
+            format!("plugin {plugin_type:?} did not finish {} within {timeout:?}: killed", command.as_str()),
+        )
+        .with_details("raise \"delegateTimeout\" (seconds) in the network configuration if it needs longer")
+    };
+    let stdout = match stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            kill(&mut child);
+            return Err(CniError::new(ErrorCode::Delegate, format!("read the answer of plugin {plugin_type:?}: {e}")));
+        }
+        Err(_) => {
+            kill(&mut child);
+            return Err(timed_out());
+        }
+    };
+    let status = match wait_until(&mut child, deadline) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            kill(&mut child);
+            return Err(timed_out());
+        }
+        Err(e) => {
+            kill(&mut child);
+            return Err(CniError::new(ErrorCode::Delegate, format!("wait for {}: {e}", binary.display())));
+        }
+    };
+    let text = String::from_utf8_lossy(&stdout);
     let text = text.trim();
-    if !output.status.success() {
-        return Err(delegate_error(plugin_type, text, output.status));
+    if !status.success() {
+        return Err(delegate_error(plugin_type, command, text, status));
     }
     if text.is_empty() {
         return Ok(None);
@@ -72,21 +124,57 @@ pub fn exec(request: &Request, plugin_type: &str, command: Command) -> CniResult
     })
 }
 
-fn delegate_error(plugin_type: &str, stdout: &str, status: std::process::ExitStatus) -> CniError {
+/// Wait for `child` to exit, until `deadline`; `None` when it is still running then. Only
+/// reached once its stdout is closed, so it normally has exited already or is about to.
+fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Kill the delegate's whole process group and reap the delegate. Its pid (the group's id) stays
+/// ours until the reap, so the signal cannot reach anyone else.
+fn kill(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// The error of a delegate that exited non-zero: its own error object, code and message as they
+/// are; what tether was doing goes in `details`, before the delegate's own details.
+fn delegate_error(plugin_type: &str, command: Command, stdout: &str, status: ExitStatus) -> CniError {
+    let failed = format!("delegated plugin {plugin_type:?} failed {}", command.as_str());
     let parsed: Option<serde_json::Value> = serde_json::from_str(stdout).ok();
     match parsed.as_ref().and_then(|v| v.get("code")?.as_u64().map(|c| (c, v))) {
-        Some((code, v)) => CniError {
-            code: u32::try_from(code).unwrap_or(ErrorCode::Delegate.as_u32()),
-            msg: v.get("msg").and_then(|m| m.as_str()).unwrap_or("").to_string(),
-            details: v.get("details").and_then(|m| m.as_str()).unwrap_or("").to_string(),
+        Some((code, v)) => {
+            let theirs = v.get("details").and_then(|m| m.as_str()).unwrap_or("");
+            CniError {
+                code: u32::try_from(code).unwrap_or(ErrorCode::Delegate.as_u32()),
+                msg: match v.get("msg").and_then(|m| m.as_str()) {
+                    Some(msg) if !msg.is_empty() => msg.to_string(),
+                    _ => format!("plugin {plugin_type:?} failed {} with code {code} and no message", command.as_str()),
+                },
+                details: if theirs.is_empty() { failed } else { format!("{failed}: {theirs}") },
+            }
         }
-        .context(format!("plugin {plugin_type:?}")),
         None if stdout.is_empty() => CniError::new(
             ErrorCode::Delegate,
-            format!("plugin {plugin_type:?} failed with no error message ({status})"),
+            format!("plugin {plugin_type:?} failed {} with no error message ({status})", command.as_str()),
         ),
-        None => CniError::new(ErrorCode::Delegate, format!("plugin {plugin_type:?} failed ({status})"))
-            .with_details(stdout.to_string()),
+        None => {
+            CniError::new(ErrorCode::Delegate, format!("plugin {plugin_type:?} failed {} ({status})", command.as_str()))
+                .with_details(stdout.to_string())
+        }
     }
 }
 
@@ -113,6 +201,107 @@ pub fn run(request: &Request, plugin_type: &str, command: Command) -> CniResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::Invocation;
+    use crate::NetConf;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Mutex;
+
+    /// Tests that write and run a script hold this: a fork by another test thread while a
+    /// script's write descriptor is open would make exec fail with ETXTBSY.
+    static SPAWNING: Mutex<()> = Mutex::new(());
+
+    /// A directory holding one fake delegate `fake` running `script`; removed on drop.
+    struct FakeDelegate(PathBuf);
+
+    impl FakeDelegate {
+        fn new(tag: &str, script: &str) -> FakeDelegate {
+            let dir = std::env::temp_dir().join(format!("tether-conf-{}-{tag}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("fake");
+            std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            FakeDelegate(dir)
+        }
+
+        fn request(&self, conf: serde_json::Value) -> Request {
+            Request {
+                invocation: Invocation {
+                    command: Command::Add,
+                    container_id: "c1".into(),
+                    netns: None,
+                    ifname: "eth0".into(),
+                    args: String::new(),
+                    path: vec![self.0.clone()],
+                },
+                stdin: conf.to_string().into_bytes(),
+                config: NetConf::from_value(conf).unwrap(),
+            }
+        }
+    }
+
+    impl Drop for FakeDelegate {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Whether `pid` is still running (a zombie waiting for init to reap it is not).
+    fn running(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')))
+    }
+
+    #[test]
+    fn a_delegate_error_keeps_its_code_and_message() {
+        let _serial = SPAWNING.lock();
+        let fake = FakeDelegate::new(
+            "error",
+            r#"cat >/dev/null
+echo '{"cniVersion":"1.0.0","code":42,"msg":"pool \"blue\" is exhausted","details":"198.18.0.0/30"}'
+exit 1"#,
+        );
+        let request = fake.request(json!({"cniVersion": "1.0.0", "name": "n"}));
+        let e = add(&request, "fake").err().unwrap();
+        assert_eq!((e.code, e.msg.as_str()), (42, "pool \"blue\" is exhausted"));
+        assert_eq!(e.details, "delegated plugin \"fake\" failed ADD: 198.18.0.0/30");
+        let e = run(&request, "fake", Command::Del).err().unwrap();
+        assert_eq!(e.details, "delegated plugin \"fake\" failed DEL: 198.18.0.0/30");
+    }
+
+    #[test]
+    fn a_hanging_delegate_is_killed_with_what_it_started() {
+        let _serial = SPAWNING.lock();
+        let fake = FakeDelegate::new("hang", "sleep 30 &\necho $! > \"$(dirname \"$0\")/sleep.pid\"\nwait");
+        let request = fake.request(json!({"cniVersion": "1.0.0", "name": "n", "delegateTimeout": 0.5}));
+        let started = Instant::now();
+        let e = add(&request, "fake").err().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert_eq!(e.code, 103);
+        assert_eq!(e.msg, "plugin \"fake\" did not finish ADD within 500ms: killed");
+        let sleep = std::fs::read_to_string(fake.0.join("sleep.pid")).unwrap();
+        assert!(!running(sleep.trim()), "the delegate's child {sleep} survived");
+    }
+
+    #[test]
+    fn a_delegate_that_closes_stdout_and_runs_on_is_killed_at_the_deadline() {
+        let _serial = SPAWNING.lock();
+        let fake = FakeDelegate::new("closed", "exec >&-\nexec sleep 30");
+        let request = fake.request(json!({"cniVersion": "1.0.0", "name": "n", "delegateTimeout": 0.5}));
+        let e = run(&request, "fake", Command::Del).err().unwrap();
+        assert_eq!((e.code, e.msg.as_str()), (103, "plugin \"fake\" did not finish DEL within 500ms: killed"));
+    }
+
+    #[test]
+    fn a_delegate_answer_is_read_in_its_own_version() {
+        let _serial = SPAWNING.lock();
+        let fake = FakeDelegate::new(
+            "legacy",
+            r#"echo '{"cniVersion":"0.2.0","ip4":{"ip":"198.18.0.2/24","gateway":"198.18.0.1"}}'"#,
+        );
+        let r = add(&fake.request(json!({"cniVersion": "1.0.0", "name": "n"})), "fake").unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "198.18.0.2/24");
+    }
 
     #[test]
     fn plugin_type_must_be_a_name() {
@@ -138,11 +327,12 @@ mod tests {
 
     #[test]
     fn delegate_error_passes_code_through() {
+        let _serial = SPAWNING.lock();
         let status = std::process::Command::new("false").status().unwrap();
-        let e = delegate_error("host-local", r#"{"code":7,"msg":"no IP ranges specified"}"#, status);
+        let e = delegate_error("host-local", Command::Add, r#"{"code":7,"msg":"no IP ranges specified"}"#, status);
         assert_eq!(e.code, 7);
-        assert!(e.msg.contains("no IP ranges specified"));
-        let e = delegate_error("x", "", status);
+        let e = delegate_error("x", Command::Del, "", status);
         assert_eq!(e.code, 103);
+        assert!(e.msg.contains("\"x\" failed DEL"), "{e}");
     }
 }
