@@ -16,6 +16,7 @@ pub mod error;
 pub mod logging;
 pub mod result;
 pub mod skel;
+mod timestamp;
 pub mod version;
 
 pub use config::{Attachment, NetConf};

@@ -317,3 +317,58 @@ fn spec_document_is_accepted_by_tether_ipam_like_host_local() {
         assert_eq!(ours, reference, "tether-ipam and host-local disagree on the SPEC document");
     }
 }
+
+/// A configuration both binaries refuse in their handler, after logging is set up: tether for the
+/// unknown `mode` (code 2), tether-ipam for the subnet that is not one (code 7). Nothing is created.
+fn conf_failing_in_the_handler() -> Value {
+    let mut c = conf("1.0.0");
+    c["mode"] = json!("no-such-mode");
+    c["ipam"]["ranges"] = json!([[{"subnet": "not-a-subnet"}]]);
+    c
+}
+
+#[test]
+fn a_log_file_that_is_stdout_is_refused_and_stdout_keeps_one_document() {
+    let e = env("ADD");
+    let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (name, plugin) in binaries() {
+        let by_env = plugin.clone().env("TETHER_LOG", "debug").env("TETHER_LOG_FILE", "/dev/stdout");
+        let mut by_config = conf_failing_in_the_handler();
+        by_config["logFile"] = json!("/proc/self/fd/1");
+        by_config["logLevel"] = json!("debug");
+        for (how, plugin, stdin) in [
+            ("TETHER_LOG_FILE=/dev/stdout", by_env, conf_failing_in_the_handler()),
+            ("logFile /proc/self/fd/1", plugin, by_config),
+        ] {
+            let out = plugin.run_env(&pairs, &stdin.to_string());
+            out.assert_error(); // exactly one JSON document on stdout
+            assert!(out.run.stderr.contains("not logging to"), "{name}, {how}: no warning on stderr:\n{out}");
+            assert!(out.run.stderr.contains("failed"), "{name}, {how}: the log lines go to stderr:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn log_lines_carry_an_rfc3339_utc_timestamp_and_the_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env("ADD");
+    let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (name, plugin) in binaries() {
+        let dir = TempDir::new("log");
+        let log = dir.path().join("tether.log");
+        let out = plugin
+            .env("TETHER_LOG_FILE", log.to_str().unwrap())
+            .run_env(&pairs, &conf_failing_in_the_handler().to_string());
+        out.assert_error();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!text.is_empty(), "{name}: nothing logged");
+        for line in text.lines() {
+            let stamp = line.split(' ').next().unwrap();
+            // 2026-12-01T23:45:12.345Z
+            let shape: String = stamp.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect();
+            assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.dddZ", "{name}: {line:?}");
+        }
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}: log file mode {mode:o}");
+    }
+}
