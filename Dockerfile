@@ -7,6 +7,9 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# .git is not sent (.dockerignore): pass the commit for `tether --version`, e.g.
+#   docker build --build-arg TETHER_GIT_COMMIT=$(git rev-parse --short HEAD) -t tether .
+ARG TETHER_GIT_COMMIT
 # Static, size-optimised binaries (see scripts/lib/release.sh).
 RUN dir="$(scripts/build-release)" && mkdir /out && cp "$dir/tether" "$dir/tether-ipam" /out/
 

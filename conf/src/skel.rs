@@ -158,11 +158,14 @@ pub fn dispatch(plugin: &dyn Plugin, lookup: impl Fn(&str) -> Option<String>, st
     }
 }
 
-/// The entry point of a plugin binary: dispatch the process's own invocation and write the answer.
+/// The entry point of the plugin binary `name`: dispatch the process's own invocation and write
+/// the answer.
 ///
-/// With no `CNI_COMMAND` it prints `about` and the versions it speaks to stderr and exits 0.
+/// `--version` (or `-V`) prints tether's release, commit and the spec versions to stdout and exits
+/// 0: an operator's question, not a CNI invocation. With no `CNI_COMMAND` it prints `about` and
+/// the same to stderr and exits 0, as the Go skel does.
 #[allow(clippy::print_stdout, clippy::disallowed_methods)]
-pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
+pub fn run(plugin: &dyn Plugin, name: &str, about: &str) -> ExitCode {
     // Release builds abort on panic (smaller, faster to load), so nothing unwinds back to
     // `dispatch`: the hook itself answers with the code-999 object and ends the process, in every
     // build, so a panic yields exactly one document and never a backtrace.
@@ -174,9 +177,13 @@ pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
         let _ = writeln!(out, "{}", err.to_json(version)).and_then(|()| out.flush());
         std::process::exit(1);
     }));
+    if std::env::args().nth(1).is_some_and(|arg| arg == "--version" || arg == "-V") {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", version::describe(name)).and_then(|()| out.flush());
+        return ExitCode::SUCCESS;
+    }
     if std::env::var_os("CNI_COMMAND").is_none_or(|c| c.is_empty()) {
-        let _ =
-            writeln!(std::io::stderr(), "{about}\nCNI protocol versions supported: {}", version::SUPPORTED.join(", "));
+        let _ = writeln!(std::io::stderr(), "{name}: {about}\n{}", version::describe(name));
         return ExitCode::SUCCESS;
     }
     let answer = dispatch(plugin, |k| std::env::var(k).ok(), &mut std::io::stdin().lock());

@@ -105,6 +105,20 @@ impl fmt::Display for Version {
     }
 }
 
+/// tether's own release (the workspace version).
+pub const TETHER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit tether was built from (short hash), or `unknown` (see `conf/build.rs`).
+pub const TETHER_COMMIT: &str = env!("TETHER_GIT_COMMIT");
+
+/// What `--version` prints for the binary `name`: its release and commit, then the spec versions.
+pub fn describe(name: &str) -> String {
+    format!(
+        "{name} {TETHER_VERSION} (commit {TETHER_COMMIT})\nCNI protocol versions supported: {}",
+        SUPPORTED.join(", ")
+    )
+}
+
 /// The VERSION reply: `{"cniVersion":"1.1.0","supportedVersions":[...]}`, as the Go skel prints it.
 pub fn version_reply() -> serde_json::Value {
     serde_json::json!({ "cniVersion": CURRENT, "supportedVersions": SUPPORTED })
@@ -135,6 +149,15 @@ mod tests {
         assert!(Version::V0_4_0.has_check());
         assert!(!Version::V1_0_0.has_status_and_gc());
         assert!(Version::V1_1_0.has_status_and_gc());
+    }
+
+    #[test]
+    fn describe_names_release_commit_and_spec_versions() {
+        let text = describe("tether-ipam");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("tether-ipam {} (commit {TETHER_COMMIT})", env!("CARGO_PKG_VERSION")));
+        assert_eq!(lines[1], "CNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
+        assert!(TETHER_COMMIT == "unknown" || TETHER_COMMIT.chars().all(|c| c.is_ascii_hexdigit()), "{TETHER_COMMIT}");
     }
 
     #[test]

@@ -51,5 +51,5 @@ impl Plugin for Tether {
 }
 
 fn main() -> std::process::ExitCode {
-    conf::skel::run(&Tether, "tether: CNI plugin, a veth pair per container (modes ptp, bridge)")
+    conf::skel::run(&Tether, "tether", "CNI plugin, a veth pair per container (modes ptp, bridge)")
 }

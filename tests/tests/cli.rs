@@ -372,3 +372,34 @@ fn log_lines_carry_an_rfc3339_utc_timestamp_and_the_file_is_private() {
         assert_eq!(mode, 0o600, "{name}: log file mode {mode:o}");
     }
 }
+
+#[test]
+fn dash_dash_version_prints_tether_version_and_commit_on_stdout() {
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(bins::repo_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    for (name, binary) in [("tether", bins::tether()), ("tether-ipam", bins::tether_ipam())] {
+        for arg in ["--version", "-V"] {
+            let mut cmd = std::process::Command::new(&binary);
+            cmd.arg(arg).env_clear();
+            let run = tether_tests::cmd::run(cmd, Vec::new(), "", tether_tests::cmd::DEFAULT_TIMEOUT);
+            assert_eq!(run.code(), Some(0), "{name} {arg}:\n{run}");
+            assert!(run.stderr.is_empty(), "{name} {arg}: stderr:\n{run}");
+            let lines: Vec<&str> = run.stdout.lines().collect();
+            assert_eq!(lines.len(), 2, "{name} {arg}:\n{run}");
+            let release = format!("{name} {} (commit ", env!("CARGO_PKG_VERSION"));
+            let commit = lines[0].strip_prefix(&release).and_then(|rest| rest.strip_suffix(')'));
+            let commit = commit.unwrap_or_else(|| panic!("{name} {arg}: first line {:?}", lines[0]));
+            match &head {
+                // built from this checkout: the commit is a prefix of HEAD (unless rebuilt since)
+                Some(head) => assert!(head.starts_with(commit) && commit.len() >= 7, "{name}: {commit} vs HEAD {head}"),
+                None => assert!(commit == "unknown" || commit.chars().all(|c| c.is_ascii_hexdigit()), "{commit}"),
+            }
+            assert_eq!(lines[1], "CNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
+        }
+    }
+}
