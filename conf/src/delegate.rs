@@ -3,6 +3,7 @@
 //! goes straight to ours; its error code and message pass through unchanged, with which plugin
 //! and verb failed in `details`.
 //!
+//! A delegate whose file is busy (being replaced) is retried for up to 5 s, as libcni does.
 //! A delegate gets `delegateTimeout` (60 s) to finish. It runs in a process group of its own, so
 //! a timeout kills everything it started (a shell script's `sleep` too) and no orphan keeps its
 //! stdout open.
@@ -14,6 +15,7 @@ use crate::env::Command;
 use crate::error::{CniError, CniResult, ErrorCode};
 use crate::result::NetResult;
 use crate::skel::Request;
+use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
@@ -57,13 +59,7 @@ pub fn exec(request: &Request, plugin_type: &str, command: Command) -> CniResult
     let timeout = request.config.delegate_timeout;
     log::debug!("delegating {} to {} (timeout {timeout:?})", command.as_str(), binary.display());
     let deadline = Instant::now() + timeout;
-    let mut child = Process::new(&binary)
-        .env("CNI_COMMAND", command.as_str())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
+    let mut child = spawn(&binary, command, deadline)
         .map_err(|e| CniError::new(ErrorCode::Delegate, format!("run {}: {e}", binary.display())))?;
     // Feed stdin and drain stdout on helper threads: a delegate that reads neither must not
     // block us past the deadline (a config larger than the pipe buffer would).
@@ -122,6 +118,31 @@ pub fn exec(request: &Request, plugin_type: &str, command: Command) -> CniResult
         CniError::new(ErrorCode::Delegate, format!("plugin {plugin_type:?} answered something that is not JSON"))
             .with_details(format!("{e}: {text}"))
     })
+}
+
+/// How long a delegate whose file is still open for writing ("text file busy": an installer is
+/// replacing it) is retried; libcni retries for about as long.
+const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// Start `binary` in a process group of its own, retrying while its file is busy.
+fn spawn(binary: &Path, command: Command, deadline: Instant) -> std::io::Result<Child> {
+    let give_up = deadline.min(Instant::now() + BUSY_RETRY);
+    loop {
+        let spawned = Process::new(binary)
+            .env("CNI_COMMAND", command.as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn();
+        match spawned {
+            Err(e) if e.raw_os_error() == Some(Errno::ETXTBSY as i32) && Instant::now() < give_up => {
+                log::debug!("{} is busy (being written); retrying", binary.display());
+                std::thread::sleep(Duration::from_millis(100).min(give_up.saturating_duration_since(Instant::now())));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Wait for `child` to exit, until `deadline`; `None` when it is still running then. Only
@@ -290,6 +311,21 @@ exit 1"#,
         let request = fake.request(json!({"cniVersion": "1.0.0", "name": "n", "delegateTimeout": 0.5}));
         let e = run(&request, "fake", Command::Del).err().unwrap();
         assert_eq!((e.code, e.msg.as_str()), (103, "plugin \"fake\" did not finish DEL within 500ms: killed"));
+    }
+
+    #[test]
+    fn a_delegate_being_written_is_retried_until_it_can_run() {
+        let _serial = SPAWNING.lock();
+        let fake = FakeDelegate::new("busy", r#"echo '{"cniVersion":"1.0.0","ips":[{"address":"198.18.0.2/24"}]}'"#);
+        // An installer still holding the file open for writing: exec fails with ETXTBSY.
+        let writer = std::fs::OpenOptions::new().append(true).open(fake.0.join("fake")).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(writer);
+        });
+        let r = add(&fake.request(json!({"cniVersion": "1.0.0", "name": "n", "delegateTimeout": 5})), "fake");
+        release.join().unwrap();
+        assert_eq!(r.unwrap().ips.len(), 1);
     }
 
     #[test]
