@@ -342,6 +342,32 @@ impl NetResult {
         }
     }
 
+    /// The result as `version` can carry it: below 1.1.0 without the interface `mtu`/`socketPath`/
+    /// `pciID` and the route `mtu`/`advmss`/`priority`/`table`/`scope`. A plugin applies an IPAM
+    /// result in its request's version, so that what it configures is what its result reports and
+    /// what CHECK can verify.
+    pub fn in_version(mut self, version: Version) -> NetResult {
+        if version.has_1_1_fields() {
+            return self;
+        }
+        for route in &mut self.routes {
+            let plain = Route::new(route.dst, route.gw);
+            if *route != plain {
+                log::warn!(
+                    "route to {}: mtu/advmss/priority/table/scope ignored: they need cniVersion 1.1.0, not {version}",
+                    route.dst
+                );
+                *route = plain;
+            }
+        }
+        for interface in &mut self.interfaces {
+            interface.mtu = None;
+            interface.socket_path = None;
+            interface.pci_id = None;
+        }
+        self
+    }
+
     /// The index of the interface named `name` whose sandbox is `sandbox`.
     pub fn interface_index(&self, name: &str, sandbox: Option<&str>) -> Option<usize> {
         self.interfaces.iter().position(|i| i.name == name && i.sandbox.as_deref() == sandbox)
@@ -518,6 +544,16 @@ mod tests {
         let wire = r.to_json(Version::V1_1_0).unwrap();
         assert_eq!(wire["routes"][0]["table"], 100);
         assert_eq!(wire["interfaces"][2]["mtu"], 1500);
+    }
+
+    #[test]
+    fn in_version_keeps_only_what_the_version_carries() {
+        let r = NetResult::from_json(&spec_example(), Version::V1_1_0).unwrap();
+        assert_eq!(r.clone().in_version(Version::V1_1_0), r);
+        let v100 = r.clone().in_version(Version::V1_0_0);
+        assert_eq!(v100.routes[0], Route::new(r.routes[0].dst, r.routes[0].gw));
+        assert_eq!(v100.interfaces[2].mtu, None);
+        assert_eq!((v100.ips, v100.dns), (r.ips, r.dns));
     }
 
     #[test]

@@ -31,12 +31,16 @@ impl<'a> Ipam<'a> {
     /// not when tether-ipam returned addresses the attachment already held (a repeated ADD),
     /// which belong to the live attachment. A delegated IPAM decides for itself (host-local
     /// refuses a second allocation for an attachment), so its allocation is always this ADD's.
+    ///
+    /// The result comes in the request's version (`NetResult::in_version`): what the version
+    /// cannot report (a route's `table`, say) is not applied, in-process as through the binary.
     pub fn add(&self, request: &Request) -> CniResult<(NetResult, bool)> {
-        match self {
-            Ipam::InProcess => tether_ipam::HostLocal.allocate(request).map(|a| (a.result, a.all_new)),
-            Ipam::Delegated(t) => delegate::add(request, t).map(|r| (r, true)),
-            Ipam::None => Ok((NetResult::default(), true)),
-        }
+        let (result, release_on_failure) = match self {
+            Ipam::InProcess => tether_ipam::HostLocal.allocate(request).map(|a| (a.result, a.all_new))?,
+            Ipam::Delegated(t) => (delegate::add(request, t)?, true),
+            Ipam::None => (NetResult::default(), true),
+        };
+        Ok((result.in_version(request.version()), release_on_failure))
     }
 
     /// Run a verb that answers nothing on success.

@@ -1,7 +1,8 @@
-//! Tier 3: `tether` delegating IPAM to another plugin over `CNI_PATH`, end to end. The delegate is
-//! a fake written by the test (a shell script in the node's scratch directory, first on
-//! `CNI_PATH`) that answers in another version, fails with its own error, or hangs. Each test makes
-//! its own node and container namespaces; addresses come from 198.18.0.0/15 only.
+//! Tier 3: what `tether` does with IPAM results, end to end. Most IPAM here is a fake delegate
+//! written by the test (a shell script in the node's scratch directory, first on `CNI_PATH`) that
+//! answers in another version, fails with its own error, or hangs; the 1.1 route fields are
+//! shown with `tether-ipam`. Each test makes its own node and container namespaces; addresses come
+//! from 198.18.0.0/15 only.
 //!
 //! Where the reference `ptp` is installed, it runs against the same fake as an oracle: it shows
 //! what libcni-based plugins do with the same answer.
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tether_tests::config::{result_addresses, v4_subnet, Family, Ptp};
+use tether_tests::config::{result_addresses, v4_subnet, with_prev, Family, Ptp};
 use tether_tests::netns::{Netns, Node};
 use tether_tests::plugin::{Invocation, Outcome, Plugin};
 use tether_tests::{bins, require_root};
@@ -193,4 +194,42 @@ fn a_hanging_delegate_is_killed_after_delegate_timeout_and_add_leaves_nothing() 
     assert!(!running, "the delegate's child {} outlived the timeout: {stat}", sleep.trim());
     // DEL still completes (the fake answers DEL at once).
     invoke(&tether, "DEL", &ctr, &conf, &fake).assert_ok_silent();
+}
+
+/// The container's IPv4 routes in `table`; none when the table does not exist (`ip` fails then).
+fn routes_in_table(ctr: &Netns, table: &str) -> Vec<Value> {
+    let run = ctr.ip(&["-j", "-4", "route", "show", "table", table]);
+    if !run.success() {
+        return Vec::new();
+    }
+    serde_json::from_str::<Value>(&run.stdout).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+}
+
+#[test]
+fn route_fields_of_1_1_0_apply_only_to_1_1_0_networks() {
+    if !require_root() {
+        return;
+    }
+    let node = Node::new("ipam-rt11");
+    let tether = Plugin::tether(&node.ns);
+    for (version, x) in [("1.0.0", 64), ("0.4.0", 65), ("1.1.0", 66)] {
+        let ctr = node.container("c");
+        let mut conf = Ptp::new(version, &format!("tt{x}"), x, Family::V4, &node.data_dir()).conf();
+        conf["ipam"]["routes"] = json!([{"dst": "198.19.0.0/16", "gw": format!("198.18.{x}.1"), "table": 100}]);
+        let out = tether.add(&conf, &ctr, IFNAME);
+        let result = out.result().clone();
+        let in_table_100 = routes_in_table(&ctr, "100").iter().any(|r| r["dst"] == "198.19.0.0/16");
+        let in_main = routes_in_table(&ctr, "main").iter().any(|r| r["dst"] == "198.19.0.0/16");
+        if version == "1.1.0" {
+            assert!(in_table_100 && !in_main, "{version}: the route belongs in table 100:\n{out}");
+            assert_eq!(result["routes"][0]["table"], 100, "{version}:\n{out}");
+        } else {
+            // What the version cannot report is not applied either: the result, the container
+            // and CHECK agree.
+            assert!(in_main && !in_table_100, "{version}: without 1.1.0 the route is a plain one in main:\n{out}");
+            assert!(result["routes"][0].get("table").is_none(), "{version}:\n{out}");
+        }
+        tether.check(&with_prev(&conf, &result), &ctr, IFNAME).assert_ok_silent();
+        tether.del(&with_prev(&conf, &result), &ctr, IFNAME).assert_ok_silent();
+    }
 }
