@@ -41,12 +41,12 @@ fn main() {
         "spoof_del p50/p90"
     );
     let t = Instant::now();
-    masq_add("bench", "first", "eth0", &[entry(100_000)]).unwrap();
+    masq_add("bench", "first", "eth0", &[entry(100_000)], &[]).unwrap();
     spoofchk_add("bench", "first", "eth0", "vfirst", mac(100_000)).unwrap();
     eprintln!("first masq_add + spoofchk_add (creates both tables): {:?}", t.elapsed());
     for target in [0u32, 10, 100, 1000] {
         while present < target {
-            masq_add("bench", &format!("c{present}"), "eth0", &[entry(present)]).unwrap();
+            masq_add("bench", &format!("c{present}"), "eth0", &[entry(present)], &[]).unwrap();
             spoofchk_add("bench", &format!("c{present}"), "eth0", &format!("v{present}"), mac(present)).unwrap();
             present += 1;
         }
@@ -55,7 +55,7 @@ fn main() {
             let id = format!("probe{r}");
             let e = entry(50_000 + r);
             let t = Instant::now();
-            masq_add("bench", &id, "eth0", &[e]).unwrap();
+            masq_add("bench", &id, "eth0", &[e], &[]).unwrap();
             add.push(t.elapsed());
             let t = Instant::now();
             assert_eq!(masq_list("bench", &id, "eth0").unwrap(), vec![e.addr]);

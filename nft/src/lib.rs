@@ -3,8 +3,9 @@
 //! Three features; masquerade and spoof check keep one table per network and family with per-container state as
 //! set elements, isolation keeps one shared table with one element per network:
 //!
-//! * IP masquerade ([`masq_add`], [`masq_del`], [`masq_list`], [`masq_gc`]): `table inet tether-<network>`, a
-//!   `postrouting` nat chain with six fixed rules and the containers' addresses in the sets `masq4`/`masq6`.
+//! * IP masquerade ([`masq_add`], [`masq_del`], [`masq_list`], [`masq_excluded`], [`masq_gc`]):
+//!   `table inet tether-<network>`, a `postrouting` nat chain with eight fixed rules, the containers' addresses in
+//!   the sets `masq4`/`masq6` and the network's non-masquerade destinations in `nomasq4`/`nomasq6`.
 //! * Bridge MAC spoof check ([`spoofchk_add`], [`spoofchk_del`], [`spoofchk_list`], [`spoofchk_gc`]):
 //!   `table bridge tether-<network>`, a `prerouting` filter chain with three fixed rules and the guarded ports and
 //!   their allowed MACs in the sets `ports`/`allowed`.
@@ -56,6 +57,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod interval;
 mod isolate;
 mod masq;
 mod names;
@@ -66,7 +68,7 @@ mod state;
 
 pub use error::NftError;
 pub use isolate::{isolate_add, isolate_check, isolate_del, isolation_group, ISOLATION_MASK, ISOLATION_TAG};
-pub use masq::{masq_add, masq_del, masq_gc, masq_list, MasqEntry};
+pub use masq::{masq_add, masq_del, masq_excluded, masq_gc, masq_list, MasqEntry};
 pub use spoofchk::{spoofchk_add, spoofchk_del, spoofchk_gc, spoofchk_list};
 
 /// The prefix of every per-network table this crate manages (`tether-<network>` in the `inet` and `bridge`

@@ -6,32 +6,44 @@
 //!     set masq6 { type ipv6_addr; ... }
 //!     set nets4 { type ipv4_addr; flags interval; elements = { 198.18.1.0/24 } }
 //!     set nets6 { type ipv6_addr; flags interval; ... }
+//!     set nomasq4 { type ipv4_addr; flags interval; elements = { 198.18.0.0/16 } }
+//!     set nomasq6 { type ipv6_addr; flags interval; ... }
 //!     chain postrouting {
 //!         type nat hook postrouting priority srcnat; policy accept;
 //!         ip daddr @nets4 return
 //!         ip daddr 224.0.0.0/4 return
+//!         ip daddr @nomasq4 return
 //!         ip saddr @masq4 masquerade
 //!         ip6 daddr @nets6 return
 //!         ip6 daddr ff00::/8 return
+//!         ip6 daddr @nomasq6 return
 //!         ip6 saddr @masq6 masquerade
 //!     }
 //! }
 //! ```
 //!
 //! This is the reference's behaviour (masquerade a container's traffic unless it goes to the network's subnet or
-//! to multicast) with six rules per network however many containers there are. The subnets are shared by the
+//! to multicast) with eight rules per network however many containers there are. The subnets are shared by the
 //! network's containers and stay while the table exists; the DEL or GC that removes the last container drops the
 //! table (and the network's isolation element).
+//!
+//! `nomasq4`/`nomasq6` hold the network's excluded destinations (the plugin's `nonMasqueradeCIDRs`, ip-masq-agent's
+//! and kubenet's name): traffic to them keeps the container's source address, as pod-to-pod traffic between the
+//! nodes of a cluster must. They are network state, not an attachment's: every ADD makes them exactly its list
+//! (merged into disjoint intervals), in the same transaction as its addresses, so the network's newest
+//! configuration applies to all its containers; a DEL leaves them to the other containers, and they go with the
+//! table.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::interval::{intervals, merged, Interval};
 use crate::names;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_BIG_ENDIAN,
-    NFT_SET_ELEM_INTERVAL_END, NFT_SET_INTERVAL,
+    NFT_SET_INTERVAL,
 };
 use crate::state::{backoff, push_elems, Ctx, MAX_ATTEMPTS};
 use crate::NftError;
@@ -78,6 +90,12 @@ impl V {
         match self {
             V::Four => "nets4",
             V::Six => "nets6",
+        }
+    }
+    fn excluded_set(self) -> &'static str {
+        match self {
+            V::Four => "nomasq4",
+            V::Six => "nomasq6",
         }
     }
     fn key_len(self) -> usize {
@@ -139,6 +157,20 @@ fn table_contents(t: &Table, batch: &mut Batch) {
             flags: NFT_SET_INTERVAL,
             key_byteorder: BYTEORDER_BIG_ENDIAN,
         },
+        SetSpec {
+            name: "nomasq4",
+            key_type: datatype::IPADDR,
+            key_len: 4,
+            flags: NFT_SET_INTERVAL,
+            key_byteorder: BYTEORDER_BIG_ENDIAN,
+        },
+        SetSpec {
+            name: "nomasq6",
+            key_type: datatype::IP6ADDR,
+            key_len: 16,
+            flags: NFT_SET_INTERVAL,
+            key_byteorder: BYTEORDER_BIG_ENDIAN,
+        },
     ];
     objects::push_contents(batch, t, &chain, &sets, &rules());
 }
@@ -164,100 +196,19 @@ fn rules() -> Vec<Vec<Expr>> {
                 ret.clone(),
             ],
         ),
+        // ip daddr @nomasq4 return
+        rule(NFPROTO_IPV4, vec![load(16, 4), lookup("nomasq4"), ret.clone()]),
         // ip saddr @masq4 masquerade
         rule(NFPROTO_IPV4, vec![load(12, 4), lookup("masq4"), Expr::Masquerade]),
         // ip6 daddr @nets6 return
         rule(NFPROTO_IPV6, vec![load(24, 16), lookup("nets6"), ret.clone()]),
         // ip6 daddr ff00::/8 return
-        rule(NFPROTO_IPV6, vec![load(24, 1), Expr::Cmp { sreg: reg::R1, eq: true, data: vec![0xff] }, ret]),
+        rule(NFPROTO_IPV6, vec![load(24, 1), Expr::Cmp { sreg: reg::R1, eq: true, data: vec![0xff] }, ret.clone()]),
+        // ip6 daddr @nomasq6 return
+        rule(NFPROTO_IPV6, vec![load(24, 16), lookup("nomasq6"), ret]),
         // ip6 saddr @masq6 masquerade
         rule(NFPROTO_IPV6, vec![load(8, 16), lookup("masq6"), Expr::Masquerade]),
     ]
-}
-
-/// An interval `[start, end)` of addresses as integers; `end` None reaches the top of the address space.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Interval {
-    start: u128,
-    end: Option<u128>,
-}
-
-impl Interval {
-    fn of(net: &IpNet) -> Interval {
-        let (start, last, max) = match net {
-            IpNet::V4(n) => {
-                (u128::from(u32::from(n.network())), u128::from(u32::from(n.broadcast())), u128::from(u32::MAX))
-            }
-            IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast()), u128::MAX),
-        };
-        Interval { start, end: if last == max { None } else { Some(last + 1) } }
-    }
-
-    fn contains(&self, o: &Interval) -> bool {
-        self.start <= o.start && end_le(o.end, self.end)
-    }
-
-    fn overlaps(&self, o: &Interval) -> bool {
-        end_gt(self.end, o.start) && end_gt(o.end, self.start)
-    }
-
-    /// The set elements for this interval: the start, and the end flagged NFT_SET_ELEM_INTERVAL_END (none when
-    /// the interval reaches the top of the address space).
-    fn elems(&self, v: V) -> Vec<Elem> {
-        let key = |x: u128| x.to_be_bytes()[16 - v.key_len()..].to_vec();
-        let mut out = vec![Elem::new(key(self.start), None)];
-        if let Some(end) = self.end {
-            out.push(Elem { key: key(end), flags: NFT_SET_ELEM_INTERVAL_END, comment: None });
-        }
-        out
-    }
-}
-
-/// `a <= b` for exclusive ends where None is "past the top".
-fn end_le(a: Option<u128>, b: Option<u128>) -> bool {
-    match (a, b) {
-        (_, None) => true,
-        (None, Some(_)) => false,
-        (Some(a), Some(b)) => a <= b,
-    }
-}
-
-/// `end > x` for an exclusive end where None is "past the top".
-fn end_gt(end: Option<u128>, x: u128) -> bool {
-    end.is_none_or(|e| e > x)
-}
-
-fn int_of(key: &[u8]) -> u128 {
-    key.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
-}
-
-/// The intervals in an interval set's elements: each start paired with the next end above it.
-fn intervals(elems: &[Elem]) -> Vec<Interval> {
-    let mut points: Vec<(u128, bool)> =
-        elems.iter().map(|e| (int_of(&e.key), e.flags & NFT_SET_ELEM_INTERVAL_END != 0)).collect();
-    // Ends sort before starts at the same point: [a, b) and [b, c) are adjacent, not overlapping.
-    points.sort_by_key(|&(x, is_end)| (x, !is_end));
-    let mut out: Vec<Interval> = Vec::new();
-    let mut open: Option<u128> = None;
-    for (x, is_end) in points {
-        match (is_end, open) {
-            (false, None) => open = Some(x),
-            (false, Some(start)) => {
-                // A start while one is open: the open interval reached the top (no end element).
-                out.push(Interval { start, end: None });
-                open = Some(x);
-            }
-            (true, Some(start)) => {
-                out.push(Interval { start, end: Some(x) });
-                open = None;
-            }
-            (true, None) => {} // a stray end: nothing to pair
-        }
-    }
-    if let Some(start) = open {
-        out.push(Interval { start, end: None });
-    }
-    out
 }
 
 /// What to change in a nets set so it covers every `wanted` subnet: subnets already covered are skipped, and
@@ -278,10 +229,10 @@ fn plan_nets(existing: &[Elem], wanted: &[IpNet], v: V) -> Result<(Vec<Elem>, Ve
             }
             if !deleted.contains(&h) {
                 deleted.push(h);
-                del.extend(h.elems(v));
+                del.extend(h.elems(v.key_len()));
             }
         }
-        add.extend(want.elems(v));
+        add.extend(want.elems(v.key_len()));
     }
     Ok((add, del))
 }
@@ -304,18 +255,54 @@ struct NetsPlan {
     del: Vec<Elem>,
 }
 
+/// One family's excluded destinations: the intervals the set must hold exactly, and the change that gets it there
+/// from what it held when last read.
+#[derive(Debug, Default)]
+struct ExcludedPlan {
+    wanted: Vec<Interval>,
+    add: Vec<Elem>,
+    del: Vec<Elem>,
+    /// The set must be read (again) before the next attempt.
+    stale: bool,
+}
+
+impl ExcludedPlan {
+    /// Plan against `existing` (None: the set does not exist yet, so everything is to add).
+    fn replan(&mut self, existing: Option<&[Elem]>, v: V) {
+        let have = existing.map(intervals).unwrap_or_default();
+        self.del = have.iter().filter(|h| !self.wanted.contains(h)).flat_map(|h| h.elems(v.key_len())).collect();
+        self.add = self.wanted.iter().filter(|w| !have.contains(w)).flat_map(|w| w.elems(v.key_len())).collect();
+        self.stale = false;
+    }
+
+    fn changes(&self) -> bool {
+        !self.add.is_empty() || !self.del.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Role {
     Nets(V),
+    Excluded(V),
     AddrDel(usize),
     AddrAdd(usize),
 }
 
-/// Masquerade traffic from `entries` (the container's addresses) that leaves their subnets.
+/// Masquerade traffic from `entries` (the container's addresses) that leaves their subnets, except traffic to
+/// `excluded` (the network's non-masquerade destinations; host bits are ignored).
 ///
 /// Idempotent; creates the network's table, chain, sets and rules race-free if missing. An address already
-/// present for another attachment (leaked state) is taken over, so its comment names the new owner.
-pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[MasqEntry]) -> Result<(), NftError> {
+/// present for another attachment (leaked state) is taken over, so its comment names the new owner. The network's
+/// excluded destinations become exactly `excluded`, in the same transaction as the addresses: the last ADD's list
+/// is the network's list (its containers share one table), and a container's traffic is never masqueraded to a
+/// destination its ADD excluded.
+pub fn masq_add(
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+    entries: &[MasqEntry],
+    excluded: &[IpNet],
+) -> Result<(), NftError> {
     const OP: &str = "masq_add";
     let table = table(OP, network)?;
     let owner = names::owner(OP, container_id, ifname)?;
@@ -341,16 +328,44 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
         let net = e.subnet.trunc();
         if !plan.wanted.contains(&net) {
             plan.wanted.push(net);
-            plan.add.extend(Interval::of(&net).elems(V::of(&e.addr)));
+            plan.add.extend(Interval::of(&net).elems(V::of(&e.addr).key_len()));
         }
+    }
+    let mut exclusions: [ExcludedPlan; 2] = Default::default();
+    for v in [V::Four, V::Six] {
+        let of_family: Vec<IpNet> = excluded.iter().filter(|n| V::of(&n.addr()) == v).copied().collect();
+        exclusions[v as usize] = ExcludedPlan { wanted: merged(&of_family), stale: true, ..Default::default() };
     }
 
     let mut ctx = Ctx::open(OP)?;
     let mut last: Option<NftError> = None;
+    let mut read_at = 0;
     for attempt in 0..MAX_ATTEMPTS {
         backoff(attempt);
-        let mut batch = Batch::new();
+        if exclusions.iter().any(|p| p.stale) {
+            // Both families from one snapshot, so the generation check below covers both.
+            read_at = ctx.generation()?;
+            for v in [V::Four, V::Six] {
+                let existing = ctx.read_set(table.set(v.excluded_set()))?;
+                exclusions[v as usize].replan(existing.as_deref(), v);
+            }
+        }
+        // Changing the exclusions commits only if nothing changed since they were read: two ADDs with different
+        // lists must not leave one's IPv4 part beside the other's IPv6 part. When they already hold our list
+        // (the steady state), nothing binds, so parallel ADDs of a network do not restart each other.
+        let mut batch = if exclusions.iter().any(ExcludedPlan::changes) {
+            Batch::new().if_generation(read_at)
+        } else {
+            Batch::new()
+        };
         let mut roles: Vec<Role> = Vec::new();
+        for v in [V::Four, V::Six] {
+            let plan = &exclusions[v as usize];
+            let set = table.set(v.excluded_set());
+            let deletes = push_elems(&mut batch, set, &plan.del, objects::del_elems);
+            let adds = push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false));
+            roles.extend(std::iter::repeat_n(Role::Excluded(v), deletes + adds));
+        }
         for v in [V::Four, V::Six] {
             let plan = &nets[v as usize];
             let set = table.set(v.nets_set());
@@ -377,6 +392,11 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
         }
         let failures = match ctx.commit(&batch, &table.describe())? {
             Commit::Done => return Ok(()),
+            Commit::Rejected { errno: libc::ERESTART, .. } => {
+                // The ruleset changed since the exclusions were read: read them again.
+                exclusions.iter_mut().for_each(|p| p.stale = true);
+                continue;
+            }
             Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
             Commit::Failed(fs) => fs,
         };
@@ -409,6 +429,11 @@ pub fn masq_add(network: &str, container_id: &str, ifname: &str, entries: &[Masq
                 }
                 // EEXIST / ENOTEMPTY / EBUSY: the interval clashes with one present; plan against what is there.
                 (Role::Nets(v), _) => replan_nets[v as usize] = true,
+                (Role::Excluded(v), errno) => {
+                    create_table |= errno == libc::ENOENT;
+                    // Another ADD changed the set meanwhile (or it is new): read it again.
+                    exclusions[v as usize].stale = true;
+                }
                 _ => return Err(ctx.failure(&batch, f)),
             }
         }
@@ -459,6 +484,21 @@ pub fn masq_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<
     Ok(out)
 }
 
+/// The network's excluded destinations as the fewest prefixes that cover them, IPv4 first, each family in
+/// ascending order (`ipnet::IpNet::aggregate` of the list given to [`masq_add`], sorted). Empty when the table is
+/// absent.
+pub fn masq_excluded(network: &str) -> Result<Vec<IpNet>, NftError> {
+    const OP: &str = "masq_excluded";
+    let table = table(OP, network)?;
+    let mut ctx = Ctx::open(OP)?;
+    let mut out = Vec::new();
+    for v in [V::Four, V::Six] {
+        let elems = ctx.read_set_consistent(table.set(v.excluded_set()))?.unwrap_or_default();
+        out.extend(intervals(&elems).iter().flat_map(|i| i.prefixes(v == V::Four)));
+    }
+    Ok(out)
+}
+
 /// Remove the masquerade state of every attachment of `network` not in `valid` ((container ID, ifname) pairs).
 pub fn masq_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
     const OP: &str = "masq_gc";
@@ -470,43 +510,15 @@ pub fn masq_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::NFT_SET_ELEM_INTERVAL_END;
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
     }
 
     #[test]
-    fn interval_elements() {
-        let e = Interval::of(&net("198.18.1.0/24")).elems(V::Four);
-        assert_eq!(e[0], Elem::new(vec![198, 18, 1, 0], None));
-        assert_eq!(e[1], Elem { key: vec![198, 18, 2, 0], flags: NFT_SET_ELEM_INTERVAL_END, comment: None });
-        // reaching the top of the space: no end element
-        assert_eq!(Interval::of(&net("255.255.255.0/24")).elems(V::Four).len(), 1);
-        assert_eq!(Interval::of(&net("0.0.0.0/0")).elems(V::Four).len(), 1);
-        let e6 = Interval::of(&net("fd7e:7e7e::/64")).elems(V::Six);
-        assert_eq!(e6[1].key, key_of(&"fd7e:7e7e:0:1::".parse().unwrap()));
-    }
-
-    #[test]
-    fn intervals_are_recovered_from_elements() {
-        let mut elems = Interval::of(&net("198.18.1.0/24")).elems(V::Four);
-        elems.extend(Interval::of(&net("198.18.2.0/24")).elems(V::Four)); // adjacent
-        elems.extend(Interval::of(&net("255.0.0.0/8")).elems(V::Four)); // open-ended
-        elems.reverse(); // the kernel dumps in its own order
-        let iv = intervals(&elems);
-        assert_eq!(
-            iv,
-            vec![
-                Interval::of(&net("198.18.1.0/24")),
-                Interval::of(&net("198.18.2.0/24")),
-                Interval::of(&net("255.0.0.0/8"))
-            ]
-        );
-    }
-
-    #[test]
     fn nets_plan_skips_covered_and_replaces_contained() {
-        let existing = Interval::of(&net("198.18.1.0/24")).elems(V::Four);
+        let existing = Interval::of(&net("198.18.1.0/24")).elems(4);
         // covered: nothing to do
         let (add, del) = plan_nets(&existing, &[net("198.18.1.0/25")], V::Four).unwrap();
         assert!(add.is_empty() && del.is_empty());
@@ -515,7 +527,7 @@ mod tests {
         assert!(add.is_empty() && del.is_empty());
         // wider: replaces
         let (add, del) = plan_nets(&existing, &[net("198.18.0.0/16")], V::Four).unwrap();
-        assert_eq!(add, Interval::of(&net("198.18.0.0/16")).elems(V::Four));
+        assert_eq!(add, Interval::of(&net("198.18.0.0/16")).elems(4));
         assert_eq!(del, existing);
         // disjoint: added
         let (add, del) = plan_nets(&existing, &[net("198.18.2.0/24")], V::Four).unwrap();
@@ -530,6 +542,29 @@ mod tests {
     }
 
     #[test]
+    fn excluded_plan_changes_only_what_differs() {
+        let iv = |s: &str| Interval::of(&net(s));
+        let existing: Vec<Elem> = [iv("198.18.0.0/16"), iv("198.19.0.0/24")].iter().flat_map(|i| i.elems(4)).collect();
+        let mut plan =
+            ExcludedPlan { wanted: vec![iv("198.18.0.0/16"), iv("198.19.1.0/24")], stale: true, ..Default::default() };
+        plan.replan(Some(&existing), V::Four);
+        assert!(!plan.stale);
+        assert_eq!(plan.del, iv("198.19.0.0/24").elems(4));
+        assert_eq!(plan.add, iv("198.19.1.0/24").elems(4));
+        // the same list again: nothing to do
+        plan.wanted = vec![iv("198.18.0.0/16"), iv("198.19.0.0/24")];
+        plan.replan(Some(&existing), V::Four);
+        assert!(plan.add.is_empty() && plan.del.is_empty());
+        // an empty list empties the set; a missing set gets everything
+        plan.wanted.clear();
+        plan.replan(Some(&existing), V::Four);
+        assert_eq!(plan.del, existing);
+        plan.wanted = vec![iv("198.18.0.0/16")];
+        plan.replan(None, V::Four);
+        assert_eq!((plan.add.len(), plan.del.len()), (2, 0));
+    }
+
+    #[test]
     fn addr_keys_round_trip() {
         for a in ["198.18.1.2", "fd7e:7e7e::2"] {
             let a: IpAddr = a.parse().unwrap();
@@ -539,9 +574,9 @@ mod tests {
     }
 
     #[test]
-    fn six_rules_ending_in_a_verdict_or_masquerade() {
+    fn eight_rules_ending_in_a_verdict_or_masquerade() {
         let r = rules();
-        assert_eq!(r.len(), 6);
+        assert_eq!(r.len(), 8);
         for rule in &r {
             assert!(matches!(rule.last(), Some(Expr::Verdict(verdict::RETURN)) | Some(Expr::Masquerade)));
         }
@@ -549,10 +584,10 @@ mod tests {
 
     #[test]
     fn invalid_input_is_refused_before_any_socket() {
-        let e = masq_add("bad/name", "c", "eth0", &[]).unwrap_err();
+        let e = masq_add("bad/name", "c", "eth0", &[], &[]).unwrap_err();
         assert!(e.is_invalid_input());
         let mixed = MasqEntry { addr: "198.18.1.2".parse().unwrap(), subnet: net("fd7e:7e7e::/64") };
-        let e = masq_add("n", "c", "eth0", &[mixed]).unwrap_err();
+        let e = masq_add("n", "c", "eth0", &[mixed], &[]).unwrap_err();
         assert!(e.is_invalid_input(), "{e}");
         assert!(masq_del("n", "c/d", "eth0").unwrap_err().is_invalid_input());
     }

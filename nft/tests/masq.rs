@@ -64,9 +64,9 @@ fn concurrent_adds_create_one_table_and_no_duplicate_rules() {
             let ns = &ns;
             s.spawn(move || {
                 ns.run(|| {
-                    masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)]).unwrap();
+                    masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)], &[]).unwrap();
                     // and again: idempotent
-                    masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)]).unwrap();
+                    masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)], &[]).unwrap();
                 })
             });
         }
@@ -80,8 +80,8 @@ fn concurrent_adds_create_one_table_and_no_duplicate_rules() {
         (Some("postrouting"), Some("postrouting"), Some(100))
     );
     assert_eq!(chain["type"], "nat");
-    assert_eq!(objects(&rs, "rule").len(), 6, "{}", ns.ruleset_text());
-    assert_eq!(objects(&rs, "set").len(), 4);
+    assert_eq!(objects(&rs, "rule").len(), 8, "{}", ns.ruleset_text());
+    assert_eq!(objects(&rs, "set").len(), 6);
     let want: Vec<(String, String)> =
         (0..8u8).map(|i| (format!("198.18.1.{}", 10 + i), format!("c{i}/eth0"))).collect();
     assert_eq!(elements(&rs, "tether-net1", "masq4"), want);
@@ -97,15 +97,17 @@ fn rules_read_back_as_designed() {
         return;
     }
     let ns = Netns::new("rules");
-    ns.run(|| masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap());
+    ns.run(|| masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap());
     let text = ns.ruleset_text();
     for line in [
         "type nat hook postrouting priority srcnat; policy accept;",
         "ip daddr @nets4 return",
         "ip daddr 224.0.0.0/4 return",
+        "ip daddr @nomasq4 return",
         "ip saddr @masq4 masquerade",
         "ip6 daddr @nets6 return",
         "ip6 daddr ff00::/8 return",
+        "ip6 daddr @nomasq6 return",
         "ip6 saddr @masq6 masquerade",
         "198.18.1.2 comment \"c1/eth0\"",
     ] {
@@ -120,10 +122,10 @@ fn del_removes_exactly_that_attachment() {
     }
     let ns = Netns::new("del");
     ns.run(|| {
-        masq_add("net1", "c1", "eth0", &[v4(2), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")]).unwrap();
-        masq_add("net1", "c1", "eth1", &[v4(3)]).unwrap();
-        masq_add("net1", "c2", "eth0", &[v4(4), entry("fd7e:7e7e::4", "fd7e:7e7e::/64")]).unwrap();
-        masq_add("net2", "c1", "eth0", &[v4(5)]).unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")], &[]).unwrap();
+        masq_add("net1", "c1", "eth1", &[v4(3)], &[]).unwrap();
+        masq_add("net1", "c2", "eth0", &[v4(4), entry("fd7e:7e7e::4", "fd7e:7e7e::/64")], &[]).unwrap();
+        masq_add("net2", "c1", "eth0", &[v4(5)], &[]).unwrap();
         masq_del("net1", "c1", "eth0").unwrap();
         masq_del("net1", "c1", "eth0").unwrap(); // twice: still fine
     });
@@ -143,8 +145,8 @@ fn del_with_nothing_present_is_ok_and_the_last_del_drops_the_table() {
         masq_del("net1", "c1", "eth0").unwrap(); // no table at all
         assert_eq!(masq_list("net1", "c1", "eth0").unwrap(), Vec::<IpAddr>::new());
         masq_gc("net1", &[]).unwrap();
-        masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap();
-        masq_add("net1", "c2", "eth0", &[v4(3)]).unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
+        masq_add("net1", "c2", "eth0", &[v4(3)], &[]).unwrap();
         masq_del("net1", "c9", "eth0").unwrap(); // table present, element absent
     });
     assert_eq!(tables(&ns.ruleset()).len(), 1);
@@ -152,8 +154,8 @@ fn del_with_nothing_present_is_ok_and_the_last_del_drops_the_table() {
     assert_eq!(tables(&ns.ruleset()).len(), 1, "c2 is still there");
     ns.run(|| masq_del("net1", "c2", "eth0").unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![], "the last DEL takes the table");
-    ns.run(|| masq_add("net1", "c3", "eth0", &[v4(4)]).unwrap());
-    assert_eq!(objects(&ns.ruleset(), "rule").len(), 6, "the next ADD makes it again, whole");
+    ns.run(|| masq_add("net1", "c3", "eth0", &[v4(4)], &[]).unwrap());
+    assert_eq!(objects(&ns.ruleset(), "rule").len(), 8, "the next ADD makes it again, whole");
     ns.run(|| masq_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![], "GC with nothing valid takes the table");
 }
@@ -166,7 +168,7 @@ fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
     let ns = Netns::new("lastdel");
     ns.run(|| {
         nft::isolate_add("net1").unwrap();
-        masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
         masq_del("net1", "c1", "eth0").unwrap();
     });
     let rs = ns.ruleset();
@@ -175,7 +177,7 @@ fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
     ns.run(|| {
         nft::isolate_add("net1").unwrap();
         nft::isolate_add("net2").unwrap();
-        masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
         masq_del("net1", "c1", "eth0").unwrap();
     });
     let rs = ns.ruleset();
@@ -192,7 +194,7 @@ fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
                 s.spawn(move || {
                     ns.run(|| {
                         let id = format!("r{round}c{i}");
-                        masq_add("net1", &id, "eth0", &[v4(10 + i)]).unwrap();
+                        masq_add("net1", &id, "eth0", &[v4(10 + i)], &[]).unwrap();
                         if i % 2 == 0 {
                             masq_del("net1", &id, "eth0").unwrap();
                         }
@@ -222,8 +224,8 @@ fn list_reports_the_attachments_addresses() {
     }
     let ns = Netns::new("list");
     ns.run(|| {
-        masq_add("net1", "c1", "eth0", &[v4(2), v4(7), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")]).unwrap();
-        masq_add("net1", "c2", "eth0", &[v4(3)]).unwrap();
+        masq_add("net1", "c1", "eth0", &[v4(2), v4(7), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")], &[]).unwrap();
+        masq_add("net1", "c2", "eth0", &[v4(3)], &[]).unwrap();
         assert_eq!(
             masq_list("net1", "c1", "eth0").unwrap(),
             vec![ip("198.18.1.2"), ip("198.18.1.7"), ip("fd7e:7e7e::2")]
@@ -242,9 +244,9 @@ fn gc_keeps_exactly_the_valid_attachments() {
     let ns = Netns::new("gc");
     ns.run(|| {
         for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
-            masq_add("net1", id, "eth0", &[v4(2 + i as u8)]).unwrap();
+            masq_add("net1", id, "eth0", &[v4(2 + i as u8)], &[]).unwrap();
         }
-        masq_add("net2", "a", "eth0", &[v4(9)]).unwrap();
+        masq_add("net2", "a", "eth0", &[v4(9)], &[]).unwrap();
         let valid = vec![("b".to_string(), "eth0".to_string()), ("d".to_string(), "eth0".to_string())];
         masq_gc("net1", &valid).unwrap();
     });
@@ -262,8 +264,8 @@ fn add_takes_over_an_address_leaked_by_another_owner() {
     }
     let ns = Netns::new("leak");
     ns.run(|| {
-        masq_add("net1", "old", "eth0", &[v4(2)]).unwrap();
-        masq_add("net1", "new", "eth0", &[v4(2)]).unwrap();
+        masq_add("net1", "old", "eth0", &[v4(2)], &[]).unwrap();
+        masq_add("net1", "new", "eth0", &[v4(2)], &[]).unwrap();
         assert_eq!(masq_list("net1", "old", "eth0").unwrap(), Vec::<IpAddr>::new());
         assert_eq!(masq_list("net1", "new", "eth0").unwrap(), vec![ip("198.18.1.2")]);
         // the old owner's late DEL must not remove the new owner's element
@@ -289,12 +291,12 @@ fn subnets_are_merged_into_the_nets_set() {
         v.sort();
         v
     };
-    ns.run(|| masq_add("net1", "a", "eth0", &[v4(2)]).unwrap());
-    ns.run(|| masq_add("net1", "b", "eth0", &[entry("198.18.2.2", "198.18.2.0/24")]).unwrap());
+    ns.run(|| masq_add("net1", "a", "eth0", &[v4(2)], &[]).unwrap());
+    ns.run(|| masq_add("net1", "b", "eth0", &[entry("198.18.2.2", "198.18.2.0/24")], &[]).unwrap());
     assert_eq!(nets(&ns), ["198.18.1.0/24", "198.18.2.0/24"], "adjacent subnets coexist");
-    ns.run(|| masq_add("net1", "c", "eth0", &[entry("198.18.1.9", "198.18.1.8/29")]).unwrap());
+    ns.run(|| masq_add("net1", "c", "eth0", &[entry("198.18.1.9", "198.18.1.8/29")], &[]).unwrap());
     assert_eq!(nets(&ns), ["198.18.1.0/24", "198.18.2.0/24"], "a covered subnet adds nothing");
-    ns.run(|| masq_add("net1", "d", "eth0", &[entry("198.18.3.2", "198.18.0.0/16")]).unwrap());
+    ns.run(|| masq_add("net1", "d", "eth0", &[entry("198.18.3.2", "198.18.0.0/16")], &[]).unwrap());
     assert_eq!(nets(&ns), ["198.18.0.0/16"], "a wider subnet replaces the ones it contains");
     ns.run(|| {
         for id in ["a", "b", "c", "d"] {
@@ -316,12 +318,12 @@ fn adds_and_dels_racing_leave_consistent_state() {
                 ns.run(|| {
                     for round in 0..15 {
                         let id = format!("t{t}r{round}");
-                        masq_add("net1", &id, "eth0", &[v4(10 + t)]).unwrap();
+                        masq_add("net1", &id, "eth0", &[v4(10 + t)], &[]).unwrap();
                         assert_eq!(masq_list("net1", &id, "eth0").unwrap(), vec![ip(&format!("198.18.1.{}", 10 + t))]);
                         masq_del("net1", &id, "eth0").unwrap();
                     }
                     // a survivor per thread
-                    masq_add("net1", &format!("keep{t}"), "eth0", &[v4(100 + t)]).unwrap();
+                    masq_add("net1", &format!("keep{t}"), "eth0", &[v4(100 + t)], &[]).unwrap();
                 })
             });
         }
@@ -330,7 +332,7 @@ fn adds_and_dels_racing_leave_consistent_state() {
     let want: Vec<(String, String)> =
         (0..6u8).map(|t| (format!("198.18.1.{}", 100 + t), format!("keep{t}/eth0"))).collect();
     assert_eq!(elements(&rs, "tether-net1", "masq4"), want);
-    assert_eq!(objects(&rs, "rule").len(), 6);
+    assert_eq!(objects(&rs, "rule").len(), 8);
     ns.run(|| masq_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![]);
 }
@@ -364,7 +366,7 @@ fn masquerade_end_to_end() {
 
     assert!(ctr.ping("198.18.1.1"), "container reaches its gateway");
     assert!(!ctr.ping("198.18.200.2"), "without masquerade the reply has no way back");
-    node.run(|| masq_add("net1", "c1", "eth0", &[v4(2)]).unwrap());
+    node.run(|| masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap());
     assert!(ctr.ping("198.18.200.2"), "with masquerade the outside answers the node's address");
     node.run(|| masq_del("net1", "c1", "eth0").unwrap());
     assert!(!ctr.ping("198.18.200.2"), "after masq_del the masquerade is gone");

@@ -1,9 +1,9 @@
 //! CHECK: compare the live state with `prevResult` and name the first thing that drifted.
 //!
 //! Checked for every mode: the container interface (exists, is a veth, MAC as reported), each of
-//! its addresses, each reported route, the network's isolation element, and the masquerade
-//! elements when `ipMasq` is set. The node side is the mode's (`ptp::check_node`,
-//! `bridge::check_node`). IPAM's own CHECK runs first.
+//! its addresses, each reported route, the network's isolation element, and, when `ipMasq` is
+//! set, the masquerade elements and the network's exclusions (`nonMasqueradeCIDRs`). The node
+//! side is the mode's (`ptp::check_node`, `bridge::check_node`). IPAM's own CHECK runs first.
 
 use crate::bridge::check::Expected;
 use crate::config::{Mode, PluginConf};
@@ -107,6 +107,7 @@ pub fn check(request: &Request) -> CniResult<()> {
                 return Err(drift(format!("masquerade state for {} is missing", ip.addr())));
             }
         }
+        masq::check_excluded(network, &conf.non_masquerade)?;
     }
     Ok(())
 }

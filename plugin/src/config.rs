@@ -4,6 +4,7 @@
 use crate::bridge::config::BridgeConf;
 use crate::mac;
 use conf::{CniError, CniResult, ErrorCode, NetConf, Request};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// How containers are attached.
@@ -29,6 +30,8 @@ struct Raw {
     ip_masq_backend: Option<String>,
     #[serde(default)]
     isolate: bool,
+    #[serde(default, rename = "nonMasqueradeCIDRs")]
+    non_masquerade_cidrs: Vec<String>,
 }
 
 /// The validated configuration of one tether network.
@@ -40,6 +43,8 @@ pub struct PluginConf {
     pub mtu: Option<u32>,
     /// Masquerade traffic leaving the container's subnets.
     pub ip_masq: bool,
+    /// Destinations never masqueraded (`nonMasqueradeCIDRs`), host bits cleared.
+    pub non_masquerade: Vec<IpNet>,
     /// The container's MAC, when the runtime or the configuration asks for one.
     pub mac: Option<[u8; 6]>,
     /// An IPAM plugin assigns addresses. False only in bridge mode with an `ipam` without
@@ -66,6 +71,22 @@ fn parse_mode(mode: Option<&str>) -> CniResult<Mode> {
         Some(other) => Err(CniError::new(ErrorCode::UnsupportedField, format!("unsupported mode {other:?}"))
             .with_details("mode must be \"ptp\" or \"bridge\"")),
     }
+}
+
+/// A list of CIDRs under `key`: each must parse (code 7 naming the key, the index and the value); host bits are
+/// cleared, as ip-masq-agent's `net.ParseCIDR` does.
+fn parse_cidrs(key: &str, values: &[String]) -> CniResult<Vec<IpNet>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+                CniError::new(ErrorCode::InvalidConfig, format!("{key}[{i}]: {v:?} is not a CIDR")).with_details(
+                    "expected an address and a prefix length, e.g. \"198.18.0.0/15\" or \"fd7e:7e7e::/32\"",
+                )
+            })
+        })
+        .collect()
 }
 
 impl PluginConf {
@@ -104,10 +125,15 @@ impl PluginConf {
         if raw.ip_masq && !layer3 {
             log::info!("ipMasq ignored: the network has no IPAM, so no addresses to masquerade");
         }
+        let non_masquerade = parse_cidrs("nonMasqueradeCIDRs", &raw.non_masquerade_cidrs)?;
+        if !non_masquerade.is_empty() && !raw.ip_masq {
+            log::info!("nonMasqueradeCIDRs ignored: ipMasq is off, so nothing is masqueraded anyway");
+        }
         Ok(PluginConf {
             mode,
             mtu: raw.mtu,
             ip_masq: raw.ip_masq && layer3,
+            non_masquerade,
             mac: None,
             layer3,
             bridge,
@@ -202,6 +228,24 @@ pub(crate) mod tests {
         let mut v = base();
         v["mtu"] = json!("big");
         assert_eq!(parse(v).err().map(|e| e.code), Some(7));
+    }
+
+    #[test]
+    fn non_masquerade_cidrs() {
+        let mut v = base();
+        v["ipMasq"] = json!(true);
+        let c = parse(v.clone()).unwrap();
+        assert!(c.non_masquerade.is_empty());
+        v["nonMasqueradeCIDRs"] = json!(["198.18.0.0/15", "fd7e:7e7e::5/32"]);
+        let c = parse(v.clone()).unwrap();
+        let want: Vec<IpNet> = vec!["198.18.0.0/15".parse().unwrap(), "fd7e:7e7e::/32".parse().unwrap()];
+        assert_eq!(c.non_masquerade, want, "host bits cleared");
+        v["nonMasqueradeCIDRs"] = json!(["198.18.0.0/15", "198.18.0.0"]);
+        let e = parse(v.clone()).unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("nonMasqueradeCIDRs[1]") && e.msg.contains("198.18.0.0"), "{e}");
+        v["nonMasqueradeCIDRs"] = json!("198.18.0.0/15");
+        assert_eq!(parse(v).unwrap_err().code, 7, "a string, not a list");
     }
 
     #[test]

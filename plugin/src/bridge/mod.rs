@@ -112,7 +112,7 @@ pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Cni
     })?;
     if att.conf.ip_masq {
         undo.masq = true;
-        masq::add(att.network(), att.container_id(), att.ifname(), &allocated.ips)?;
+        masq::add(att.network(), att.container_id(), att.ifname(), &allocated.ips, &att.conf.non_masquerade)?;
     }
     Ok(result(att, allocated, plan, &wired))
 }
