@@ -10,19 +10,14 @@
 //! (a watch on the old inode then sees nothing), and content edits, renames and removals would each need their
 //! own events; comparing three files every few seconds costs microseconds and has no such gaps.
 
-mod atomic;
-mod install;
-mod render;
-mod settings;
-
-use install::Plan;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use settings::Settings;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tether_install::install::{self, Plan};
+use tether_install::settings::{self, Settings};
 
 const USAGE: &str = "usage: tether-install [--once]\n\
     Installs tether and tether-ipam into $TETHER_BIN_DIR and the network's conflist into $TETHER_CONF_DIR\n\

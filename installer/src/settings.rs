@@ -35,7 +35,7 @@ pub const KNOWN: &[Known] = &[
     Known { name: "TETHER_IPAM_DATA_DIR", default: "/var/lib/cni/networks", meaning: "tether-ipam's `dataDir` on the node (mount it from the host too)" },
     Known { name: "TETHER_BIN_DIR", default: "/host/opt/cni/bin", meaning: "the node's CNI bin dir, as mounted" },
     Known { name: "TETHER_CONF_DIR", default: "/host/etc/cni/net.d", meaning: "the node's CNI conf dir, as mounted" },
-    Known { name: "TETHER_CONF_TEMPLATE", default: "/host/etc/cni/tether.conflist.template", meaning: "where `containerd-template` writes the template (containerd's `conf_template`, as the node sees it without `/host`)" },
+    Known { name: "TETHER_CONF_TEMPLATE", default: "/host/etc/cni/net.d/tether.conflist.template", meaning: "where `containerd-template` writes the template; containerd's `conf_template` names it as the node sees it (without `/host`). libcni ignores the `.template` extension in the conf dir" },
     Known { name: "TETHER_SOURCE_DIR", default: "the installer's own directory", meaning: "where the `tether` and `tether-ipam` to install are" },
     Known { name: "TETHER_CHECK_INTERVAL", default: "5", meaning: "seconds between checks that everything is still installed (0.05-60)" },
     Known { name: "TETHER_UNINSTALL", default: "false", meaning: "on SIGTERM, remove the conflist (or template) before exiting; the binaries stay for the pods still running" },
@@ -210,7 +210,7 @@ impl Settings {
             "containerd-template" => Output::ContainerdTemplate {
                 path: absolute(
                     "TETHER_CONF_TEMPLATE",
-                    &get("TETHER_CONF_TEMPLATE", "/host/etc/cni/tether.conflist.template"),
+                    &get("TETHER_CONF_TEMPLATE", "/host/etc/cni/net.d/tether.conflist.template"),
                 )?,
             },
             other => {
