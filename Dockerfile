@@ -1,19 +1,42 @@
-# tether as an installer image, the way CNI plugins are usually shipped to Kubernetes nodes:
-# a DaemonSet runs it with the node's CNI directory mounted at /host/opt/cni/bin, and it copies
-# the two static binaries there.
+# tether's node image: the static tether, tether-ipam and tether-install, and nothing else (no shell, no libc).
+# The DaemonSet in deploy/ runs tether-install, which copies the plugins into the node's /opt/cni/bin and writes
+# the conflist into /etc/cni/net.d (see the README's Kubernetes section).
 #
-#   docker build -t tether .
-#   docker run --rm -v /opt/cni/bin:/host/opt/cni/bin tether
-FROM rust:1-bookworm AS build
+# Two ways to build it:
+#
+#   # everything inside the build (needs the rust image from a registry):
+#   podman build -t tether:0.1.0 .
+#
+#   # from binaries built outside (no registry needed: the final stage is FROM scratch):
+#   dir=$(scripts/build-release)
+#   mkdir -p dist && cp "$dir"/tether "$dir"/tether-ipam "$dir"/tether-install dist/
+#   podman build --target prebuilt -t tether:0.1.0 .
+#
+# The binaries must be static (scripts/build-release makes them so): the image has no dynamic loader.
+
+# The toolchain stage, pinned (the workspace's rust-version is 1.85).
+FROM docker.io/library/rust:1.85.0-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 # .git is not sent (.dockerignore): pass the commit for `tether --version`, e.g.
-#   docker build --build-arg TETHER_GIT_COMMIT=$(git rev-parse --short HEAD) -t tether .
+#   podman build --build-arg TETHER_GIT_COMMIT=$(git rev-parse --short HEAD) -t tether .
 ARG TETHER_GIT_COMMIT
-# Static, size-optimised binaries (see scripts/lib/release.sh).
-RUN dir="$(scripts/build-release)" && mkdir /out && cp "$dir/tether" "$dir/tether-ipam" /out/
+RUN rustup target add "$(uname -m)-unknown-linux-musl" \
+    && dir="$(scripts/build-release)" \
+    && mkdir /out \
+    && cp "$dir/tether" "$dir/tether-ipam" "$dir/tether-install" /out/
 
-FROM debian:bookworm-slim
-COPY --from=build /out/ /opt/cni/bin/
+# Binaries built outside the image, from the directory named by BIN_DIR (relative to the build context).
+FROM scratch AS prebuilt
+ARG BIN_DIR=dist
+COPY ${BIN_DIR}/tether ${BIN_DIR}/tether-ipam ${BIN_DIR}/tether-install /opt/tether/
 COPY LICENSE /usr/share/doc/tether/LICENSE
-ENTRYPOINT ["/bin/sh", "-c", "install -m 0755 /opt/cni/bin/tether /opt/cni/bin/tether-ipam /host/opt/cni/bin/ && echo 'tether installed into /host/opt/cni/bin'"]
+USER 0:0
+ENTRYPOINT ["/opt/tether/tether-install"]
+
+# The default target: the same final stage, from the toolchain stage's binaries.
+FROM scratch AS image
+COPY --from=build /out/ /opt/tether/
+COPY LICENSE /usr/share/doc/tether/LICENSE
+USER 0:0
+ENTRYPOINT ["/opt/tether/tether-install"]

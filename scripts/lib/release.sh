@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# build_release: build tether and tether-ipam for release as static, non-PIE musl executables
+# build_release: build tether, tether-ipam and tether-install for release as static, non-PIE musl executables
 # and print the directory that holds them.
 #
 # Why static: a CNI plugin lives a few milliseconds, and what it costs is mostly loading. A
@@ -26,6 +26,6 @@ build_release() {
   fi
   # `|| return`: callers use $(build_release), where errexit does not reach a failed build.
   RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static ${RUSTFLAGS:-}" \
-    cargo build --release --quiet --target "$target" --bins -p tether -p tether-ipam >&2 || return
+    cargo build --release --quiet --target "$target" --bins -p tether -p tether-ipam -p tether-install >&2 || return
   echo "$PWD/target/$target/release"
 }

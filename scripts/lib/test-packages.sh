@@ -10,6 +10,8 @@ TEST_PACKAGES=(
   golang-go golang-github-appc-cni-dev dpkg-dev xz-utils patch
   # the C toolchain and static libc that Rust links with (release builds are static: libc6-dev's libc.a)
   gcc libc6-dev
+  # the node image: built and run by tests/tests/image.rs (unshare and nsenter are util-linux's)
+  podman util-linux
   # benchmarks
   time hyperfine
 )
