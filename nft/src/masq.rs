@@ -125,70 +125,65 @@ fn table(op: &'static str, network: &str) -> Result<Table, NftError> {
     Ok(Table { family: Family::Inet, name: names::table_name(op, network)? })
 }
 
+/// An address set of family `v` (`interval` for prefixes).
+fn set_spec(name: &'static str, v: V, interval: bool) -> SetSpec {
+    let (key_type, key_len) = match v {
+        V::Four => (datatype::IPADDR, 4),
+        V::Six => (datatype::IP6ADDR, 16),
+    };
+    let flags = if interval { NFT_SET_INTERVAL } else { 0 };
+    SetSpec { name, key_type, key_len, flags, key_byteorder: BYTEORDER_BIG_ENDIAN }
+}
+
+const CHAIN_SPEC: BaseChain<'static> =
+    BaseChain { name: CHAIN, kind: "nat", hook: HOOK_POSTROUTING, priority: PRIO_SRCNAT };
+
 /// The chains, sets and rules of a masquerade table (the table message itself comes from `ensure_table`).
 fn table_contents(t: &Table, batch: &mut Batch) {
-    let chain = BaseChain { name: CHAIN, kind: "nat", hook: HOOK_POSTROUTING, priority: PRIO_SRCNAT };
     let sets = [
-        SetSpec {
-            name: "masq4",
-            key_type: datatype::IPADDR,
-            key_len: 4,
-            flags: 0,
-            key_byteorder: BYTEORDER_BIG_ENDIAN,
-        },
-        SetSpec {
-            name: "masq6",
-            key_type: datatype::IP6ADDR,
-            key_len: 16,
-            flags: 0,
-            key_byteorder: BYTEORDER_BIG_ENDIAN,
-        },
-        SetSpec {
-            name: "nets4",
-            key_type: datatype::IPADDR,
-            key_len: 4,
-            flags: NFT_SET_INTERVAL,
-            key_byteorder: BYTEORDER_BIG_ENDIAN,
-        },
-        SetSpec {
-            name: "nets6",
-            key_type: datatype::IP6ADDR,
-            key_len: 16,
-            flags: NFT_SET_INTERVAL,
-            key_byteorder: BYTEORDER_BIG_ENDIAN,
-        },
-        SetSpec {
-            name: "nomasq4",
-            key_type: datatype::IPADDR,
-            key_len: 4,
-            flags: NFT_SET_INTERVAL,
-            key_byteorder: BYTEORDER_BIG_ENDIAN,
-        },
-        SetSpec {
-            name: "nomasq6",
-            key_type: datatype::IP6ADDR,
-            key_len: 16,
-            flags: NFT_SET_INTERVAL,
-            key_byteorder: BYTEORDER_BIG_ENDIAN,
-        },
+        set_spec("masq4", V::Four, false),
+        set_spec("masq6", V::Six, false),
+        set_spec("nets4", V::Four, true),
+        set_spec("nets6", V::Six, true),
+        set_spec("nomasq4", V::Four, true),
+        set_spec("nomasq6", V::Six, true),
     ];
-    objects::push_contents(batch, t, &chain, &sets, &rules());
+    objects::push_contents(batch, t, &CHAIN_SPEC, &sets, &rules());
+}
+
+fn proto(v: V) -> [Expr; 2] {
+    let p = match v {
+        V::Four => NFPROTO_IPV4,
+        V::Six => NFPROTO_IPV6,
+    };
+    [Expr::Meta { key: meta_key::NFPROTO, dreg: reg::R1 }, Expr::Cmp { sreg: reg::R1, eq: true, data: vec![p] }]
+}
+
+/// `ip daddr @<set> return` / `ip6 daddr @<set> return`.
+fn daddr_in_returns(v: V, set: &'static str) -> Vec<Expr> {
+    let (offset, len) = match v {
+        V::Four => (16, 4),
+        V::Six => (24, 16),
+    };
+    let mut rule = proto(v).to_vec();
+    rule.extend([
+        Expr::Payload { base: base::NETWORK, offset, len, dreg: reg::R1 },
+        Expr::Lookup { sreg: reg::R1, set, invert: false },
+        Expr::Verdict(verdict::RETURN),
+    ]);
+    rule
 }
 
 fn rules() -> Vec<Vec<Expr>> {
-    let proto = |p: u8| {
-        [Expr::Meta { key: meta_key::NFPROTO, dreg: reg::R1 }, Expr::Cmp { sreg: reg::R1, eq: true, data: vec![p] }]
-    };
     let load = |offset, len| Expr::Payload { base: base::NETWORK, offset, len, dreg: reg::R1 };
     let lookup = |set| Expr::Lookup { sreg: reg::R1, set, invert: false };
     let ret = Expr::Verdict(verdict::RETURN);
-    let rule = |p, rest: Vec<Expr>| proto(p).into_iter().chain(rest).collect::<Vec<_>>();
+    let rule = |v, rest: Vec<Expr>| proto(v).into_iter().chain(rest).collect::<Vec<_>>();
     vec![
-        // ip daddr @nets4 return
-        rule(NFPROTO_IPV4, vec![load(16, 4), lookup("nets4"), ret.clone()]),
+        daddr_in_returns(V::Four, "nets4"),
         // ip daddr 224.0.0.0/4 return
         rule(
-            NFPROTO_IPV4,
+            V::Four,
             vec![
                 load(16, 4),
                 Expr::Mask { reg: reg::R1, mask: vec![0xf0, 0, 0, 0] },
@@ -196,19 +191,42 @@ fn rules() -> Vec<Vec<Expr>> {
                 ret.clone(),
             ],
         ),
-        // ip daddr @nomasq4 return
-        rule(NFPROTO_IPV4, vec![load(16, 4), lookup("nomasq4"), ret.clone()]),
+        daddr_in_returns(V::Four, "nomasq4"),
         // ip saddr @masq4 masquerade
-        rule(NFPROTO_IPV4, vec![load(12, 4), lookup("masq4"), Expr::Masquerade]),
-        // ip6 daddr @nets6 return
-        rule(NFPROTO_IPV6, vec![load(24, 16), lookup("nets6"), ret.clone()]),
+        rule(V::Four, vec![load(12, 4), lookup("masq4"), Expr::Masquerade]),
+        daddr_in_returns(V::Six, "nets6"),
         // ip6 daddr ff00::/8 return
-        rule(NFPROTO_IPV6, vec![load(24, 1), Expr::Cmp { sreg: reg::R1, eq: true, data: vec![0xff] }, ret.clone()]),
-        // ip6 daddr @nomasq6 return
-        rule(NFPROTO_IPV6, vec![load(24, 16), lookup("nomasq6"), ret]),
+        rule(V::Six, vec![load(24, 1), Expr::Cmp { sreg: reg::R1, eq: true, data: vec![0xff] }, ret]),
+        daddr_in_returns(V::Six, "nomasq6"),
         // ip6 saddr @masq6 masquerade
-        rule(NFPROTO_IPV6, vec![load(8, 16), lookup("masq6"), Expr::Masquerade]),
+        rule(V::Six, vec![load(8, 16), lookup("masq6"), Expr::Masquerade]),
     ]
+}
+
+/// A table made before the exclusions existed lacks `nomasq4`/`nomasq6` and their rules (a node upgraded while
+/// the network had containers): add them. Race-free: the sets are created exclusively in the transaction that adds
+/// the rules, so when another process (or a table of the current layout) has them, the whole transaction fails
+/// with EEXIST and nothing is duplicated. The rules go first in the chain: like every rule before the masquerade
+/// rules they only return, so their place among those does not matter.
+fn ensure_excluded_sets(ctx: &mut Ctx, t: &Table) -> Result<(), NftError> {
+    let mut batch = Batch::new();
+    for (id, v) in [V::Four, V::Six].into_iter().enumerate() {
+        let spec = set_spec(v.excluded_set(), v, true);
+        batch.push(objects::new_set_exclusive(t, &spec, id as u32 + 1), t.set(spec.name).describe());
+        let chain = format!("chain {} {} {CHAIN}", t.family.name(), t.name);
+        batch.push(objects::insert_rule(t, CHAIN, &daddr_in_returns(v, v.excluded_set())), format!("rule in {chain}"));
+    }
+    match ctx.commit(&batch, &t.describe())? {
+        Commit::Done => {
+            log::info!("{}: added the masquerade exclusion sets to {}", ctx.op, t.describe());
+            Ok(())
+        }
+        Commit::Failed(fs) if fs.iter().any(|f| f.errno == libc::EEXIST) => Ok(()),
+        // The table went meanwhile (GC): the caller's next attempt recreates it whole.
+        Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => Ok(()),
+        Commit::Failed(fs) => Err(ctx.failure(&batch, &fs[0])),
+        Commit::Rejected { errno, detail } => Err(NftError::errno(ctx.op, t.describe(), errno, detail)),
+    }
 }
 
 /// What to change in a nets set so it covers every `wanted` subnet: subnets already covered are skipped, and
@@ -439,6 +457,9 @@ pub fn masq_add(
         }
         if create_table {
             ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+            if exclusions.iter().any(|p| !p.wanted.is_empty()) {
+                ensure_excluded_sets(&mut ctx, &table)?;
+            }
         }
         for v in [V::Four, V::Six] {
             let plan = &mut nets[v as usize];

@@ -213,7 +213,17 @@ pub(crate) struct SetSpec {
 }
 
 pub(crate) fn new_set(t: &Table, spec: &SetSpec, id: u32) -> Msg {
-    let mut m = Msg::new(NFT_MSG_NEWSET, t.family as u8, NLM_F_CREATE);
+    set_msg(t, spec, id, NLM_F_CREATE)
+}
+
+/// Like [`new_set`], but refused with EEXIST when the set exists: how a transaction that adds a set and rules
+/// using it to an existing table detects that another process did it first (as [`new_table`] does for tables).
+pub(crate) fn new_set_exclusive(t: &Table, spec: &SetSpec, id: u32) -> Msg {
+    set_msg(t, spec, id, NLM_F_CREATE | NLM_F_EXCL)
+}
+
+fn set_msg(t: &Table, spec: &SetSpec, id: u32, flags: u16) -> Msg {
+    let mut m = Msg::new(NFT_MSG_NEWSET, t.family as u8, flags);
     m.str(NFTA_SET_TABLE, &t.name)
         .str(NFTA_SET_NAME, spec.name)
         .be32(NFTA_SET_FLAGS, spec.flags)
@@ -424,7 +434,16 @@ impl Expr {
 
 /// Append a rule made of `exprs` to `chain`.
 pub(crate) fn new_rule(t: &Table, chain: &str, exprs: &[Expr]) -> Msg {
-    let mut m = Msg::new(NFT_MSG_NEWRULE, t.family as u8, NLM_F_CREATE | NLM_F_APPEND);
+    rule_msg(t, chain, exprs, NLM_F_CREATE | NLM_F_APPEND)
+}
+
+/// Insert a rule made of `exprs` at the head of `chain` (without NLM_F_APPEND the kernel puts it first).
+pub(crate) fn insert_rule(t: &Table, chain: &str, exprs: &[Expr]) -> Msg {
+    rule_msg(t, chain, exprs, NLM_F_CREATE)
+}
+
+fn rule_msg(t: &Table, chain: &str, exprs: &[Expr], flags: u16) -> Msg {
+    let mut m = Msg::new(NFT_MSG_NEWRULE, t.family as u8, flags);
     m.str(NFTA_RULE_TABLE, &t.name).str(NFTA_RULE_CHAIN, chain);
     m.nest(NFTA_RULE_EXPRESSIONS, |m| {
         for e in exprs {

@@ -153,3 +153,52 @@ fn excluded_destinations_see_the_container_address() {
     assert!(ctr.ping("198.18.200.2") && ctr.ping("fd7e:7e7e:200::2"));
     assert_eq!(counts(), [2, 1, 1, 2]);
 }
+
+/// A table of the layout before the exclusions (six rules, four sets), as a node upgraded with live containers has.
+const OLD_LAYOUT: &str = "table inet tether-net1 {
+    set masq4 { type ipv4_addr; }
+    set masq6 { type ipv6_addr; }
+    set nets4 { type ipv4_addr; flags interval; }
+    set nets6 { type ipv6_addr; flags interval; }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        ip daddr @nets4 return
+        ip daddr 224.0.0.0/4 return
+        ip saddr @masq4 masquerade
+        ip6 daddr @nets6 return
+        ip6 daddr ff00::/8 return
+        ip6 saddr @masq6 masquerade
+    }
+}";
+
+#[test]
+fn a_table_of_the_old_layout_gains_the_exclusions_once() {
+    if !can_run("a_table_of_the_old_layout_gains_the_exclusions_once") {
+        return;
+    }
+    let ns = Netns::new("upgrade");
+    let out = ns.exec(&["nft", OLD_LAYOUT]);
+    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    // Without exclusions nothing needs the new sets: the old table keeps working as it is.
+    ns.run(|| masq_add("net1", "old", "eth0", &[entry("198.18.1.2", "198.18.1.0/24")], &[]).unwrap());
+    assert_eq!(objects(&ns.ruleset(), "rule").len(), 6);
+    // With exclusions, from several ADDs at once: the sets and their two rules are added exactly once.
+    let list = nets(&["198.18.0.0/16", "fd7e:7e7e::/44"]);
+    std::thread::scope(|s| {
+        for i in 0..4u8 {
+            let (ns, list) = (&ns, &list);
+            s.spawn(move || {
+                let e = entry(&format!("198.18.1.{}", 10 + i), "198.18.1.0/24");
+                ns.run(|| masq_add("net1", &format!("c{i}"), "eth0", &[e], list).unwrap());
+            });
+        }
+    });
+    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), list);
+    let rs = ns.ruleset();
+    assert_eq!(objects(&rs, "rule").len(), 8, "{}", ns.ruleset_text());
+    assert_eq!(objects(&rs, "set").len(), 6);
+    let text = ns.ruleset_text();
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("missing {needle:?} in\n{text}"));
+    assert!(at("ip daddr @nomasq4 return") < at("ip saddr @masq4 masquerade"), "{text}");
+    assert!(at("ip6 daddr @nomasq6 return") < at("ip6 saddr @masq6 masquerade"), "{text}");
+}
