@@ -199,10 +199,7 @@ fn assert_nothing_of_the_pods(before: &(NodeState, BTreeSet<String>), after: &(N
     let bridge_addrs = [format!("198.18.{i}.1/24"), format!("fd7e:7e7e:{i}::1/64")];
     let extra_links: Vec<_> = a.links.difference(&b.links).filter(|l| *l != "tether0").collect();
     let extra_addrs: Vec<_> = a.addrs.difference(&b.addrs).filter(|x| !bridge_addrs.contains(x)).collect();
-    // IPv6 link-local routes come and go with duplicate address detection on the node's own links (a link-local
-    // route of a pod's node end would show as a link left behind, above).
-    let extra_routes: Vec<_> =
-        a.routes.difference(&b.routes).filter(|r| !r.contains("dev tether0") && !r.contains("fe80:")).collect();
+    let extra_routes: Vec<_> = a.routes.difference(&b.routes).filter(|r| !r.contains("dev tether0")).collect();
     assert!(extra_links.is_empty(), "node {i} keeps links {extra_links:?}");
     assert!(extra_addrs.is_empty(), "node {i} keeps addresses {extra_addrs:?}");
     assert!(extra_routes.is_empty(), "node {i} keeps routes {extra_routes:?}");
