@@ -21,8 +21,8 @@ COPY . .
 # .git is not sent (.dockerignore): pass the commit for `tether --version`, e.g.
 #   podman build --build-arg TETHER_GIT_COMMIT=$(git rev-parse --short HEAD) -t tether .
 ARG TETHER_GIT_COMMIT
-RUN rustup target add "$(uname -m)-unknown-linux-musl" \
-    && dir="$(scripts/build-release)" \
+# scripts/build-release adds the musl target through rustup (static glibc if it cannot).
+RUN dir="$(scripts/build-release)" \
     && mkdir /out \
     && cp "$dir/tether" "$dir/tether-ipam" "$dir/tether-install" /out/
 
