@@ -171,11 +171,25 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
 
 const ALL: [&str; 3] = ["10-tether.conflist", "tether", "tether-ipam"];
 
+/// `podman run` arguments up to the container's settings: no network, our cgroup parent, and confined as
+/// deploy/20-daemonset.yaml confines it (read-only root file system, no capabilities), with the node's directories.
+fn run_args(b: &PodmanBox, node: &NodeDirs, name: &str, detach: bool) -> Vec<String> {
+    let mut args: Vec<String> = vec!["run".into()];
+    if detach {
+        args.push("-d".into());
+    }
+    for a in
+        ["--name", name, "--network", "none", "--cgroup-parent", &b.cgroup_parent, "--read-only", "--cap-drop", "all"]
+    {
+        args.push(a.to_string());
+    }
+    args.extend(node.volumes());
+    args
+}
+
 /// `podman run -d` of the image with the node's directories and `env`; the container's name.
 fn start(b: &PodmanBox, image: &str, node: &NodeDirs, name: &str, env: &[&str]) -> String {
-    let mut args: Vec<String> =
-        ["run", "-d", "--name", name, "--network", "none"].iter().map(|s| s.to_string()).collect();
-    args.extend(node.volumes());
+    let mut args = run_args(b, node, name, true);
     for e in env {
         args.extend(["-e".to_string(), e.to_string()]);
     }
@@ -274,11 +288,7 @@ fn image_installs_replaces_repairs_and_stops_on_sigterm() {
 
     // Bad settings: exit 2 naming the setting; the node's directories are untouched.
     let empty = NodeDirs::new();
-    let mut args: Vec<String> = ["run", "--name", "bad", "--network", "none", "--cgroup-parent", &b.cgroup_parent]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(empty.volumes());
+    let mut args = run_args(&b, &empty, "bad", false);
     args.extend([
         "-e".into(),
         "TETHER_POD_CIDRS=198.18.2.0/24".into(),
