@@ -26,6 +26,8 @@ struct Target {
 pub struct Plan {
     binaries: Vec<Target>,
     config: Target,
+    /// The configuration is a conflist (not containerd's template, whose rendering is ours too).
+    is_conflist: bool,
 }
 
 /// An installer failure, naming the file.
@@ -61,7 +63,7 @@ impl Plan {
             Output::ContainerdTemplate { path } => path.clone(),
         };
         let config = Target { path, contents: render::render(settings).into_bytes(), mode: 0o644 };
-        Ok(Plan { binaries, config })
+        Ok(Plan { binaries, config, is_conflist: matches!(settings.output, Output::Conflist { .. }) })
     }
 
     /// The configuration file's path.
@@ -97,10 +99,11 @@ impl Plan {
         dirs.into_iter().map(atomic::sweep).sum()
     }
 
-    /// Network configurations in the conf dir that a runtime would pick before ours (it takes the first in
-    /// lexical order): worth a warning, since ours would then be ignored.
+    /// Network configurations in the conf dir that a runtime would pick before our conflist (it takes the first
+    /// in lexical order): worth a warning, since ours would then be ignored. None for a template, which containerd
+    /// renders into a conflist of its own naming.
     pub fn shadowing_configs(&self) -> Vec<String> {
-        let Some(dir) = self.config.path.parent() else { return Vec::new() };
+        let Some(dir) = self.config.path.parent().filter(|_| self.is_conflist) else { return Vec::new() };
         let ours = self.config.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
         let mut out: Vec<String> = entries

@@ -173,6 +173,18 @@ fn installs_repairs_and_stops_on_sigterm_keeping_the_conflist() {
 }
 
 #[test]
+fn a_conflist_that_sorts_first_is_warned_about() {
+    let s = Scratch::new("shadow");
+    fs::write(s.conf().join("05-other.conflist"), "{}").unwrap();
+    let out = s.once(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("05-other.conflist sorts before"), "{stderr}");
+    let quiet = s.once(&[("TETHER_CONFLIST_PRIORITY", "01")]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("sorts before"));
+}
+
+#[test]
 fn uninstall_removes_only_the_conflist() {
     let s = Scratch::new("uninstall");
     let run = s.spawn(&[("TETHER_UNINSTALL", "true")]);
