@@ -69,6 +69,8 @@ mod state;
 pub use error::NftError;
 pub use isolate::{isolate_add, isolate_check, isolate_del, isolation_group, ISOLATION_MASK, ISOLATION_TAG};
 pub use masq::{masq_add, masq_del, masq_excluded, masq_gc, masq_list, MasqEntry};
+#[doc(hidden)]
+pub use netlink::fuzzing;
 pub use spoofchk::{spoofchk_add, spoofchk_del, spoofchk_gc, spoofchk_list};
 
 /// The prefix of every per-network table this crate manages (`tether-<network>` in the `inet` and `bridge`

@@ -243,7 +243,121 @@ fn parse_error(r: &Reply<'_>) -> Option<(i32, u32, Option<String>)> {
             detail = attr(tlvs, NLMSGERR_ATTR_MSG).and_then(str_of).map(str::to_owned);
         }
     }
-    Some((-err, orig_seq, detail))
+    Some((err.saturating_neg(), orig_seq, detail))
+}
+
+/// Fold one received buffer into the answer to request `seq`: its data replies go to `out`; `Some` once the
+/// request is finished (NLMSG_DONE of a dump, the ACK or error of a get), with the kernel's verdict. Replies to
+/// other requests are skipped.
+fn absorb_request_replies(buf: &[u8], seq: u32, out: &mut Dump) -> Result<Option<Result<(), KernelError>>, WireError> {
+    for r in replies(buf) {
+        if r.seq != seq {
+            continue;
+        }
+        if r.flags & NLM_F_DUMP_INTR != 0 {
+            out.interrupted = true;
+        }
+        match r.msg_type {
+            // A dump that failed partway (e.g. its set deleted between two chunks) still ends
+            // with NLMSG_DONE, whose body is the negative errno.
+            NLMSG_DONE => {
+                return Ok(Some(match r.body.get(0..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])) {
+                    Some(err) if err < 0 => Err(KernelError { errno: err.saturating_neg(), detail: None }),
+                    _ => Ok(()),
+                }));
+            }
+            NLMSG_ERROR => {
+                let (errno, _, detail) =
+                    parse_error(&r).ok_or_else(|| WireError::Protocol("malformed netlink error message".into()))?;
+                return Ok(Some(if errno == 0 { Ok(()) } else { Err(KernelError { errno, detail }) }));
+            }
+            _ => {
+                let body =
+                    r.body.get(NFGENMSG_LEN..).ok_or_else(|| WireError::Protocol("short nf_tables message".into()))?;
+                out.bodies.push(body.to_vec());
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The kernel's verdicts on a transaction's messages, gathered from the buffers it answers with.
+struct CommitReplies {
+    begin_seq: u32,
+    first_seq: u32,
+    end_seq: u32,
+    acked: Vec<bool>,
+    pending: usize,
+    failures: Vec<Failure>,
+}
+
+impl CommitReplies {
+    /// A transaction of `n` messages numbered from `begin_seq + 1`, framed by `begin_seq` and `end_seq`.
+    fn new(begin_seq: u32, n: usize, end_seq: u32) -> CommitReplies {
+        CommitReplies {
+            begin_seq,
+            first_seq: begin_seq.wrapping_add(1),
+            end_seq,
+            acked: vec![false; n],
+            pending: n,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Fold one received buffer in; `Some` once every message is answered or the batch was refused whole.
+    fn absorb(&mut self, buf: &[u8]) -> Result<Option<Commit>, WireError> {
+        for r in replies(buf) {
+            if r.msg_type != NLMSG_ERROR {
+                continue;
+            }
+            let (errno, seq, detail) =
+                parse_error(&r).ok_or_else(|| WireError::Protocol("malformed netlink error message".into()))?;
+            if seq == self.begin_seq || seq == self.end_seq {
+                if errno != 0 {
+                    return Ok(Some(Commit::Rejected { errno, detail }));
+                }
+                continue;
+            }
+            let index = seq.wrapping_sub(self.first_seq) as usize;
+            if index >= self.acked.len() || self.acked[index] {
+                continue; // a stale reply to an earlier request
+            }
+            self.acked[index] = true;
+            self.pending -= 1;
+            if errno != 0 {
+                self.failures.push(Failure { index, errno, detail });
+            }
+        }
+        if self.pending > 0 {
+            return Ok(None);
+        }
+        let mut failures = std::mem::take(&mut self.failures);
+        if failures.is_empty() {
+            Ok(Some(Commit::Done))
+        } else {
+            failures.sort_by_key(|f| f.index);
+            Ok(Some(Commit::Failed(failures)))
+        }
+    }
+}
+
+/// Entry points for the fuzz targets: the reply parsing of every request kind, on bytes from anywhere.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{absorb_request_replies, CommitReplies, Dump};
+
+    /// Feed `buf` to the parsers as the answer to a dump or get numbered `seq` and as the answer to a
+    /// transaction of `n` messages after `seq`, then parse every data reply as set elements.
+    pub fn replies(buf: &[u8], seq: u32, n: u8) {
+        let mut dump = Dump { bodies: Vec::new(), interrupted: false };
+        let _ = absorb_request_replies(buf, seq, &mut dump);
+        for body in &dump.bodies {
+            let _ = crate::objects::parse_elems(body);
+        }
+        let mut verdict = CommitReplies::new(seq, usize::from(n), seq.wrapping_add(u32::from(n)).wrapping_add(1));
+        let _ = verdict.absorb(buf);
+        let _ = verdict.absorb(buf); // a second buffer of the same replies: all stale or duplicates now
+    }
 }
 
 /// Messages to apply as one nf_tables transaction. Each message carries a description of the object it touches,
@@ -412,40 +526,12 @@ impl Conn {
         out.extend(end.finish(end_seq).ok_or_else(|| WireError::Protocol("batch trailer overflow".into()))?);
         self.send(&out)?;
 
-        let n = batch.msgs.len();
-        let mut acked = vec![false; n];
-        let mut pending = n;
-        let mut failures = Vec::new();
-        while pending > 0 {
+        let mut verdict = CommitReplies::new(begin_seq, batch.msgs.len(), end_seq);
+        loop {
             let len = self.recv()?;
-            for r in replies(&self.buf[..len]) {
-                if r.msg_type != NLMSG_ERROR {
-                    continue;
-                }
-                let (errno, seq, detail) =
-                    parse_error(&r).ok_or_else(|| WireError::Protocol("malformed netlink error message".into()))?;
-                if seq == begin_seq || seq == end_seq {
-                    if errno != 0 {
-                        return Ok(Commit::Rejected { errno, detail });
-                    }
-                    continue;
-                }
-                let index = seq.wrapping_sub(first_seq) as usize;
-                if index >= n || acked[index] {
-                    continue; // a stale reply to an earlier request
-                }
-                acked[index] = true;
-                pending -= 1;
-                if errno != 0 {
-                    failures.push(Failure { index, errno, detail });
-                }
+            if let Some(commit) = verdict.absorb(&self.buf[..len])? {
+                return Ok(commit);
             }
-        }
-        if failures.is_empty() {
-            Ok(Commit::Done)
-        } else {
-            failures.sort_by_key(|f| f.index);
-            Ok(Commit::Failed(failures))
         }
     }
 
@@ -458,38 +544,10 @@ impl Conn {
         let mut dump_out = Dump { bodies: Vec::new(), interrupted: false };
         loop {
             let len = self.recv()?;
-            for r in replies(&self.buf[..len]) {
-                if r.seq != seq {
-                    continue;
-                }
-                if r.flags & NLM_F_DUMP_INTR != 0 {
-                    dump_out.interrupted = true;
-                }
-                match r.msg_type {
-                    // A dump that failed partway (e.g. its set deleted between two chunks) still ends
-                    // with NLMSG_DONE, whose body is the negative errno.
-                    NLMSG_DONE => {
-                        return Ok(match r.body.get(0..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])) {
-                            Some(err) if err < 0 => Err(KernelError { errno: -err, detail: None }),
-                            _ => Ok(dump_out),
-                        });
-                    }
-                    NLMSG_ERROR => {
-                        let (errno, _, detail) = parse_error(&r)
-                            .ok_or_else(|| WireError::Protocol("malformed netlink error message".into()))?;
-                        if errno == 0 {
-                            return Ok(Ok(dump_out));
-                        }
-                        return Ok(Err(KernelError { errno, detail }));
-                    }
-                    _ => {
-                        let body = r
-                            .body
-                            .get(NFGENMSG_LEN..)
-                            .ok_or_else(|| WireError::Protocol("short nf_tables message".into()))?;
-                        dump_out.bodies.push(body.to_vec());
-                    }
-                }
+            match absorb_request_replies(&self.buf[..len], seq, &mut dump_out)? {
+                None => {}
+                Some(Ok(())) => return Ok(Ok(dump_out)),
+                Some(Err(e)) => return Ok(Err(e)),
             }
         }
     }
@@ -533,6 +591,45 @@ mod tests {
                                                // attribute: len 6 ("t\0" + 4), type 1, padded to 8
         assert_eq!(&b[20..28], &[6, 0, 1, 0, b't', 0, 0, 0]);
         assert_eq!(b.len(), 28);
+    }
+
+    /// A netlink message: header (len, type, flags, seq, pid) and `body`.
+    fn message(msg_type: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&msg_type.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn an_errno_of_i32_min_is_no_overflow() {
+        // Seen while writing the nft_reply fuzz target: negating the errno of an NLMSG_ERROR or NLMSG_DONE
+        // overflowed (a panic in debug builds) for i32::MIN.
+        let mut err = i32::MIN.to_ne_bytes().to_vec();
+        err.extend(message(0, 0, 7, &[]));
+        let mut dump = Dump { bodies: Vec::new(), interrupted: false };
+        let done = absorb_request_replies(&message(NLMSG_DONE, 0, 7, &i32::MIN.to_ne_bytes()), 7, &mut dump);
+        assert!(matches!(done, Ok(Some(Err(KernelError { errno: i32::MAX, .. })))));
+        let error = absorb_request_replies(&message(NLMSG_ERROR, 0, 7, &err), 7, &mut dump);
+        assert!(matches!(error, Ok(Some(Err(KernelError { errno: i32::MAX, .. })))));
+        let mut verdict = CommitReplies::new(6, 1, 8);
+        assert!(matches!(verdict.absorb(&message(NLMSG_ERROR, 0, 7, &err)), Ok(Some(Commit::Failed(_)))));
+    }
+
+    #[test]
+    fn replies_to_other_requests_and_duplicates_are_skipped() {
+        let ack = |seq: u32| {
+            let mut b = 0i32.to_ne_bytes().to_vec();
+            b.extend(message(0, 0, seq, &[]));
+            message(NLMSG_ERROR, 0, seq, &b)
+        };
+        let mut verdict = CommitReplies::new(10, 2, 13);
+        assert!(matches!(verdict.absorb(&[ack(11), ack(11), ack(99)].concat()), Ok(None)), "one of two answered");
+        assert!(matches!(verdict.absorb(&ack(12)), Ok(Some(Commit::Done))));
     }
 
     #[test]
