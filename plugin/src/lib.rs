@@ -1,0 +1,68 @@
+//! `tether`: a veth pair per container, routed (`ptp`) or bridged. The binary (`main.rs`) hands
+//! [`Tether`] to `conf::skel`, which owns the protocol (environment, stdin, versions, stdout);
+//! each verb is a module here.
+
+mod add;
+mod attach;
+mod bridge;
+mod check;
+mod config;
+mod del;
+mod ipam;
+mod isolate;
+mod mac;
+mod masq;
+mod netlink;
+mod netns;
+mod nftables;
+mod ptp;
+mod runtime;
+mod spoofchk;
+mod sysctl;
+#[cfg(test)]
+mod testns;
+mod veth;
+
+use conf::{CniResult, NetResult, Plugin, Request};
+
+/// The plugin: stateless; every invocation reads what it needs from the request.
+pub struct Tether;
+
+impl Plugin for Tether {
+    fn add(&self, request: &Request) -> CniResult<NetResult> {
+        add::add(request)
+    }
+
+    fn del(&self, request: &Request) -> CniResult<()> {
+        del::del(request)
+    }
+
+    fn check(&self, request: &Request) -> CniResult<()> {
+        check::check(request)
+    }
+
+    fn status(&self, request: &Request) -> CniResult<()> {
+        ipam::Ipam::of(request).run(request, conf::Command::Status)
+    }
+
+    fn gc(&self, request: &Request) -> CniResult<()> {
+        del::gc(request)
+    }
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): the decoding a verb does before it touches the
+/// kernel. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use conf::{CniResult, Request};
+
+    /// Decode tether's own configuration (both modes' keys, the MAC from every source) as ADD and
+    /// CHECK do, and the mode as DEL and GC read it.
+    ///
+    /// # Errors
+    /// As ADD's decoding.
+    pub fn decode_config(request: &Request) -> CniResult<()> {
+        let _ = crate::config::mode_of(&request.config);
+        crate::config::PluginConf::from_request(request).map(|_| ())
+    }
+}
