@@ -185,3 +185,21 @@ impl Plugin for HostLocal {
         }
     }
 }
+
+/// Entry points for the fuzz targets (`fuzz/`): the configuration decoding of every verb, without
+/// touching a store. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use conf::{CniResult, Request};
+
+    /// Decode the IPAM configuration as ADD (with `CNI_ARGS` `IP=`), CHECK, STATUS, DEL and GC do.
+    ///
+    /// # Errors
+    /// The first decoding error, as ADD would report it.
+    pub fn decode_config(request: &Request) -> CniResult<()> {
+        let _ = crate::config::data_dir(&request.config);
+        let _ = crate::config::StatusConfig::parse(&request.config);
+        let _ = crate::config::IpamConfig::parse(&request.config, Vec::new());
+        crate::config::IpamConfig::parse(&request.config, request.cni_args()?.ips()?).map(|_| ())
+    }
+}
