@@ -342,6 +342,23 @@ impl NetResult {
         }
     }
 
+    /// Whether this result can be written in `version` at all: 0.1.0 and 0.2.0 carry nothing but
+    /// addresses, so a result without one cannot be. A plugin checks this before it acts, so that
+    /// its answer cannot fail once the work is done (which would leave the work behind).
+    ///
+    /// # Errors
+    /// Code 1 naming the version.
+    pub fn encodable_in(&self, version: Version) -> Result<(), CniError> {
+        if version.layout() == ResultLayout::Legacy && self.ips.is_empty() {
+            return Err(CniError::new(
+                ErrorCode::IncompatibleVersion,
+                format!("a cniVersion {version} result must carry an IP address, and this one has none"),
+            )
+            .with_details("use cniVersion 0.3.0 or later for a network without addresses"));
+        }
+        Ok(())
+    }
+
     /// The result as `version` can carry it: below 1.1.0 without the interface `mtu`/`socketPath`/
     /// `pciID` and the route `mtu`/`advmss`/`priority`/`table`/`scope`. A plugin applies an IPAM
     /// result in its request's version, so that what it configures is what its result reports and
@@ -544,6 +561,18 @@ mod tests {
         let wire = r.to_json(Version::V1_1_0).unwrap();
         assert_eq!(wire["routes"][0]["table"], 100);
         assert_eq!(wire["interfaces"][2]["mtu"], 1500);
+    }
+
+    #[test]
+    fn a_result_without_addresses_cannot_be_legacy() {
+        let none = NetResult::default();
+        for v in [Version::V0_1_0, Version::V0_2_0] {
+            assert_eq!(none.encodable_in(v).unwrap_err().code, 1, "{v}");
+            assert!(none.to_json(v).is_err(), "encodable_in agrees with to_json");
+        }
+        for v in [Version::V0_3_0, Version::V0_4_0, Version::V1_0_0, Version::V1_1_0] {
+            assert!(none.encodable_in(v).is_ok() && none.to_json(v).is_ok(), "{v}");
+        }
     }
 
     #[test]

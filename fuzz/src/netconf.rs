@@ -20,11 +20,13 @@ fn decode(request: &Request) -> CniResult<()> {
 impl Plugin for DecodeOnly {
     fn add(&self, request: &Request) -> CniResult<NetResult> {
         decode(request)?;
-        request
+        let result = request
             .config
             .prev_result
             .clone()
-            .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "no prevResult to answer with"))
+            .ok_or_else(|| CniError::new(ErrorCode::InvalidConfig, "no prevResult to answer with"))?;
+        // As tether's ADD does before it acts.
+        result.encodable_in(request.version()).map(|()| result)
     }
     fn del(&self, request: &Request) -> CniResult<()> {
         decode(request)

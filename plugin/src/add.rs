@@ -26,6 +26,15 @@ pub fn add(request: &Request) -> CniResult<NetResult> {
     let group = isolate::group(&request.config.name, &conf)?;
     let ipam = Ipam::of(request);
     let (allocated, release_on_failure) = ipam.add(request)?;
+    // Before anything exists: an answer that cannot be written would leave the attachment behind.
+    if let Err(e) = allocated.encodable_in(request.version()) {
+        if release_on_failure {
+            if let Err(cleanup) = ipam.run(request, Command::Del) {
+                return Err(with_cleanup(e, vec![cleanup.context("release the IPAM reservation")]));
+            }
+        }
+        return Err(e);
+    }
     let attachment = Attachment {
         request,
         conf: &conf,

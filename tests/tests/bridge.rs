@@ -404,6 +404,20 @@ fn enabledad_lets_dad_run_and_waits_for_it() {
 }
 
 #[test]
+fn a_layer_two_network_in_a_version_that_carries_only_addresses_is_refused_before_anything_changes() {
+    // Found by fuzzing (netconf target): the ADD wired the container, then its 0.2.0 result could
+    // not be written (0.1.0/0.2.0 results are addresses only) and the answer was code 999 with the
+    // veth pair left behind.
+    let Some(net) = Net::new("l2old", "0.2.0", Family::V4, 14, json!({"ipam": {}})) else { return };
+    let ctr = net.node.container("c");
+    let before = net.node.state();
+    let out = net.add(&ctr);
+    assert!(out.assert_code(1).error_text().contains("0.2.0"), "{out}");
+    assert_eq!(net.node.state(), before, "the refused ADD changed the node");
+    assert!(ctr.link(IFNAME).is_none(), "the refused ADD left {IFNAME} in the container");
+}
+
+#[test]
 fn pure_layer_two_and_disabled_container_interface() {
     let Some(net) = Net::new("l2", "1.1.0", Family::V4, 12, json!({"ipam": {}})) else { return };
     let (a, b) = (net.node.container("a"), net.node.container("b"));
