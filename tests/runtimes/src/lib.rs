@@ -3,4 +3,11 @@
 //! and podman's CNI backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod cgroup;
+pub mod checks;
+pub mod containerd;
 pub mod cri;
+pub mod host;
+pub mod image;
+pub mod networks;
+pub mod nodebox;
