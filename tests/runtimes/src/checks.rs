@@ -41,6 +41,8 @@ pub fn node_veths(node: &Netns) -> BTreeSet<String> {
 #[track_caller]
 pub fn assert_nothing_left(containerd: &Containerd, pods: &[Pod]) {
     let node = &containerd.node;
+    // A pod namespace's veth goes when the kernel's namespace clean-up has run: a moment later.
+    eventually(|| node_veths(node).is_empty());
     let veths = node_veths(node);
     assert!(veths.is_empty(), "veths left on the node: {veths:?}");
     let reservations = node.reservations();
