@@ -12,6 +12,10 @@ TEST_PACKAGES=(
   gcc libc6-dev
   # the node image: built and run by tests/tests/image.rs (unshare and nsenter are util-linux's)
   podman util-linux
+  # real runtimes (tests/runtimes): containerd's CRI plugin with runc, podman's CNI backend (podman above) with
+  # crun (runc refuses podman's cgroups = "disabled"), the test image's busybox, iptables for the
+  # reference portmap and ptp's ipMasq
+  containerd runc crun conmon busybox-static iptables
   # benchmarks
   time hyperfine
 )

@@ -275,7 +275,7 @@ impl Pod {
 
 /// Symlink tether, tether-ipam and the reference plugins into `bin_dir`.
 #[track_caller]
-fn link_plugins(bin_dir: &Path) {
+pub fn link_plugins(bin_dir: &Path) {
     let mut plugins = vec![("tether".to_string(), bins::tether()), ("tether-ipam".to_string(), bins::tether_ipam())];
     for name in REFERENCE_PLUGINS {
         let path = bins::reference(name).unwrap_or_else(|| panic!("reference plugin {name} missing"));

@@ -11,3 +11,4 @@ pub mod host;
 pub mod image;
 pub mod networks;
 pub mod nodebox;
+pub mod podman;
