@@ -3,9 +3,10 @@
 //!
 //! Modules: [`ns`] namespaces and node threads, [`runner`] spawn + `wait4` timing, [`lane`] one side of a
 //! scenario, [`seq`] / [`parallel`] / [`ipam`] the scenarios, [`store`] the prefilled IPAM store,
-//! [`stats`] median/p95, [`metrics`] what was measured, [`report`] the Markdown table.
+//! [`cri`] pods under containerd's CRI, [`stats`] median/p95, [`metrics`] what was measured, [`report`] the Markdown table.
 
 mod cni;
+mod cri;
 mod ipam;
 mod lane;
 mod machine;
@@ -107,6 +108,7 @@ fn run(opts: &Opts) -> Result<ExitCode, String> {
         ("parallel", Box::new(|m| parallel::run(&ctx, opts, Kind::PtpMasq, m))),
         ("ipam", Box::new(|m| ipam::run(&ctx, opts, 0, m))),
         ("ipam", Box::new(|m| ipam::run(&ctx, opts, opts.prefill.max(1), m))),
+        ("cri", Box::new(|m| cri::run(&ctx, opts, m))),
     ];
     for (name, stage) in &stages {
         if opts.wants(name) && !signals::stopped() {

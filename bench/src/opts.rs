@@ -14,7 +14,8 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --rounds N              measured parallel rounds (3, plus 1 warm-up round)
   --rss-runs N            runs under /usr/bin/time for peak RSS (5)
   --prefill N             reservations in the prefilled IPAM store (65000)
-  --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam
+  --cri-iterations N      CRI pods per side and family under containerd (10)
+  --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri
   --tether-dir DIR        where tether and tether-ipam are (default: this program's directory)
   --ref-dir DIR           the reference plugins (/usr/lib/cni)
   --out FILE              also write the Markdown report to FILE
@@ -22,7 +23,7 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --command TEXT          the command line to print in the report (default: this program's argv)
 ";
 
-pub const SCENARIOS: [&str; 6] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam"];
+pub const SCENARIOS: [&str; 7] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam", "cri"];
 
 #[derive(Debug, Clone)]
 pub struct Opts {
@@ -30,6 +31,7 @@ pub struct Opts {
     pub iterations: usize,
     pub dual_iterations: usize,
     pub ipam_iterations: usize,
+    pub cri_iterations: usize,
     pub warmup: usize,
     pub slow_warmup: usize,
     pub parallel: usize,
@@ -52,6 +54,7 @@ impl Default for Opts {
             iterations: 200,
             dual_iterations: 20,
             ipam_iterations: 30,
+            cri_iterations: 10,
             warmup: 5,
             slow_warmup: 2,
             parallel: 64,
@@ -79,6 +82,7 @@ impl Opts {
             o.iterations = 20;
             o.dual_iterations = 3;
             o.ipam_iterations = 3;
+            o.cri_iterations = 3;
             o.warmup = 1;
             o.slow_warmup = 1;
             o.rounds = 1;
@@ -99,6 +103,7 @@ impl Opts {
                 "--iterations" => o.iterations = num(value()?)?,
                 "--dual-iterations" => o.dual_iterations = num(value()?)?,
                 "--ipam-iterations" => o.ipam_iterations = num(value()?)?,
+                "--cri-iterations" => o.cri_iterations = num(value()?)?,
                 "--warmup" => {
                     o.warmup = num(value()?)?;
                     o.slow_warmup = o.slow_warmup.min(o.warmup);

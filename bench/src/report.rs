@@ -6,7 +6,7 @@ use crate::machine::Machine;
 use crate::metrics::{Metrics, Val};
 use crate::opts::Opts;
 use crate::stats::summarize;
-use crate::{ipam, parallel};
+use crate::{cri, ipam, parallel};
 use std::fmt::Write as _;
 
 /// What else the report prints besides the metrics.
@@ -123,6 +123,10 @@ fn rows(opts: &Opts) -> Vec<Row> {
             Peak,
             &[BelowMb(4.0)],
         ),
+        row("CRI RunPodSandbox, dual stack (containerd 1.6)", cri::key("dual", "RunPodSandbox"), Ms, Median, &[]),
+        row("CRI StopPodSandbox + RemovePodSandbox, dual stack", cri::key("dual", "StopRemove"), Ms, Median, &[]),
+        row("CRI RunPodSandbox, IPv4 only", cri::key("v4", "RunPodSandbox"), Ms, Median, &[]),
+        row("CRI StopPodSandbox + RemovePodSandbox, IPv4 only", cri::key("v4", "StopRemove"), Ms, Median, &[]),
         row("binary size: ptp / tether", "size/ptp", Mb, Peak, &[]),
         row("binary size: bridge / tether", "size/bridge", Mb, Peak, &[]),
         row("binary size: host-local / tether-ipam", "size/ipam", Mb, Peak, &[]),
@@ -239,7 +243,7 @@ pub fn render(m: &Metrics, info: &Info) -> String {
     let _ = writeln!(
         md,
         "| runs | sequential: {} ADD+DEL (dual stack {}, IPAM with full store {}) after {} warm-up ({} for the slow ones); \
-         parallel: {} containers × {} rounds after {} warm-up; peak RSS: {} runs |\n",
+         parallel: {} containers × {} rounds after {} warm-up; peak RSS: {} runs; CRI: {} pods per side and family |\n",
         o.iterations,
         o.dual_iterations,
         o.ipam_iterations,
@@ -248,7 +252,8 @@ pub fn render(m: &Metrics, info: &Info) -> String {
         o.parallel,
         o.rounds,
         o.par_warmup,
-        o.rss_runs
+        o.rss_runs,
+        o.cri_iterations
     );
 
     let _ = writeln!(md, "| Measurement | reference | tether | tether / ref | `ip -batch` floor | target | result |");
@@ -321,6 +326,11 @@ fn notes(md: &mut String) {
          after every DEL the cursor is rewritten in place (no directory entry changes) so both always see the \
          same state. tether-ipam keeps a private index (`.tether/`), built by its first command on the store \
          (the \"first ADD\" row, a warm-up run) and valid afterwards, as in a store only it writes.",
+        "CRI: containerd 1.6 (Debian's) started by the benchmark in a private mount + PID namespace inside a node \
+         namespace of its own, one containerd per side, both running, called alternately through the project's CRI \
+         client (tests/runtimes); the conflist is ptp + ipMasq + portmap with tether-ipam or host-local, as in the \
+         runtime tests. Wall time of the CRI call as the kubelet sees it: containerd's own work (sandbox container, \
+         runc, shim) included, so the ratio is of whole pod starts, not of plugins.",
         "cniVersion 1.0.0 for both sides (Debian's reference plugins speak up to 1.0.0). Addresses: 198.18.0.0/16 \
          and fd7e:7e7e::/64 only; no traffic is sent. Ratios are tether / reference.",
     ];

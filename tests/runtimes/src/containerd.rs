@@ -31,6 +31,8 @@ pub struct CniSetup {
     pub conflists: Vec<Value>,
     /// A `conf_template` (then `conf_dir` starts empty, and the kubelet's pod CIDR renders it).
     pub conf_template: Option<String>,
+    /// Where `tether` and `tether-ipam` are; `None` is the harness's [`bins::bin_dir`].
+    pub tether_dir: Option<PathBuf>,
 }
 
 /// A running containerd and what it needs; everything is removed on drop.
@@ -74,7 +76,7 @@ impl Containerd {
         for d in [&bin_dir, &conf_dir] {
             std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
         }
-        link_plugins(&bin_dir);
+        link_plugins(&bin_dir, cni.tether_dir.as_deref());
         for (i, conflist) in cni.conflists.iter().enumerate() {
             let file = conf_dir.join(format!("{}-{}.conflist", 10 + i, conflist["name"].as_str().unwrap_or("net")));
             std::fs::write(&file, serde_json::to_string_pretty(conflist).unwrap_or_default())
@@ -273,10 +275,15 @@ impl Pod {
     }
 }
 
-/// Symlink tether, tether-ipam and the reference plugins into `bin_dir`.
+/// Symlink tether and tether-ipam (from `tether_dir`, else the harness's binaries) and the
+/// reference plugins into `bin_dir`.
 #[track_caller]
-pub fn link_plugins(bin_dir: &Path) {
-    let mut plugins = vec![("tether".to_string(), bins::tether()), ("tether-ipam".to_string(), bins::tether_ipam())];
+pub fn link_plugins(bin_dir: &Path, tether_dir: Option<&Path>) {
+    let ours = |name: &str| match tether_dir {
+        Some(dir) => dir.join(name),
+        None => bins::ours(name),
+    };
+    let mut plugins = vec![("tether".to_string(), ours("tether")), ("tether-ipam".to_string(), ours("tether-ipam"))];
     for name in REFERENCE_PLUGINS {
         let path = bins::reference(name).unwrap_or_else(|| panic!("reference plugin {name} missing"));
         plugins.push((name.to_string(), path));

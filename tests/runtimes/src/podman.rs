@@ -42,7 +42,7 @@ impl Podman {
         let bin_dir = dir.join("cni-bin");
         std::fs::create_dir_all(&bin_dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin_dir.display()));
         std::fs::create_dir_all(dir.join("net.d")).unwrap_or_else(|e| panic!("mkdir net.d: {e}"));
-        crate::containerd::link_plugins(&bin_dir);
+        crate::containerd::link_plugins(&bin_dir, None);
         std::fs::write(dir.join("containers.conf"), containers_conf(&dir)).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join("storage.conf"), storage_conf(&dir)).unwrap_or_else(|e| panic!("{e}"));
         let image = Image::build(&dir);

@@ -25,7 +25,7 @@ const X: u8 = 40;
 fn containerd_with(variant: Variant, tag: &str) -> Containerd {
     Containerd::start(tag, |data| CniSetup {
         conflists: vec![variant.conflist(NET, X, Family::Dual, data)],
-        conf_template: None,
+        ..CniSetup::default()
     })
 }
 
@@ -331,8 +331,8 @@ fn pod_cidr_from_the_kubelet(variant: Variant) {
     let shipped = repo_root().join("examples/containerd-cni-template.conflist.tmpl");
     let shipped = std::fs::read_to_string(&shipped).unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
     let c = Containerd::start("cidr", |_| CniSetup {
-        conflists: Vec::new(),
         conf_template: Some(variant.conf_template(&shipped)),
+        ..CniSetup::default()
     });
     let (ready, why) = c.cri.network_ready().unwrap();
     assert!(!ready, "NetworkReady is true with an empty conf_dir ({why})");
@@ -376,7 +376,10 @@ fn empty_pod_uid(variant: Variant) {
     let pod = c.pod(&id);
     assert_eq!(pod.ips.len(), 2, "pod {} should have one address per family: {:?}", pod.id, pod.ips);
     let cache = c.cni_cache(NET, &pod.id).unwrap_or_else(|| panic!("no libcni cache for {}", pod.id));
-    assert!(cache["cniArgs"].as_array().into_iter().flatten().any(|kv| kv[0] == "K8S_POD_UID" && kv[1] == ""), "{cache}");
+    assert!(
+        cache["cniArgs"].as_array().into_iter().flatten().any(|kv| kv[0] == "K8S_POD_UID" && kv[1] == ""),
+        "{cache}"
+    );
     stop_and_remove(&c, std::slice::from_ref(&pod));
     assert_nothing_left(&c, std::slice::from_ref(&pod));
     drop(c);
