@@ -53,10 +53,14 @@ impl NodeBox {
             script.push_str("if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; ");
         }
         script.push_str("echo ready; exec sleep infinity");
+        // If the test process dies (SIGKILL, a crash), `setpriv --pdeathsig` kills unshare and
+        // `--kill-child` then kills the box's PID 1, and with it the whole PID namespace: no
+        // daemon outlives its test.
         let mut command = Command::new("nsenter");
         command
             .arg(format!("--net={}", node.path_str()))
-            .args(["--", "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc"])
+            .args(["--", "setpriv", "--pdeathsig", "KILL"])
+            .args(["unshare", "--mount", "--propagation", "private", "--pid", "--kill-child", "--mount-proc"])
             .args(["--", "sh", "-c", &script])
             .env("PATH", BOX_PATH)
             .stdin(Stdio::null())
