@@ -17,7 +17,7 @@ fn ping_with(mut run: impl FnMut(&[&str]) -> Run, addr: &str) -> bool {
     eventually(|| run(&["ping", fam, "-n", "-q", "-c1", "-W1", addr]).success())
 }
 
-/// `pod` answers a ping from the node (its namespace, where containerd runs).
+/// A ping from the node's namespace (where the runtime runs) to `addr` is answered.
 pub fn node_reaches(node: &Netns, addr: &str) -> bool {
     ping_with(|args| node.exec(args), addr)
 }
@@ -25,6 +25,24 @@ pub fn node_reaches(node: &Netns, addr: &str) -> bool {
 /// A ping from inside `pod`'s network namespace to `addr` is answered.
 pub fn pod_reaches(containerd: &Containerd, pod: &Pod, addr: &str) -> bool {
     ping_with(|args| containerd.nodebox().exec_in_netns(&pod.netns, args), addr)
+}
+
+/// `ip` (an address) lies inside `cidr` (`addr/prefix`, same family).
+pub fn in_subnet(ip: &str, cidr: &str) -> bool {
+    let Some((net, len)) = cidr.split_once('/') else { return false };
+    let (Ok(ip), Ok(net), Ok(len)) = (ip.parse::<IpAddr>(), net.parse::<IpAddr>(), len.parse::<u32>()) else {
+        return false;
+    };
+    let (ip, net, bits) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => (u128::from(u32::from(a)), u128::from(u32::from(n)), 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+        _ => return false,
+    };
+    if len > bits {
+        return false;
+    }
+    let host_bits = bits - len;
+    host_bits >= 128 || (ip >> host_bits) == (net >> host_bits)
 }
 
 /// The names of the node's veths.
@@ -52,5 +70,20 @@ pub fn assert_nothing_left(containerd: &Containerd, pods: &[Pod]) {
         for needle in pod.ips.iter().chain(std::iter::once(&pod.id)) {
             assert!(!ruleset.contains(needle.as_str()), "nftables still names {needle} of pod {}:\n{ruleset}", pod.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_subnet;
+
+    #[test]
+    fn subnets() {
+        assert!(in_subnet("198.18.40.7", "198.18.40.0/24"));
+        assert!(!in_subnet("198.18.41.7", "198.18.40.0/24"));
+        assert!(in_subnet("fd7e:7e7e:28::3", "fd7e:7e7e:28::/64"));
+        assert!(!in_subnet("fd7e:7e7e:29::3", "fd7e:7e7e:28::/64"));
+        assert!(!in_subnet("198.18.40.7", "fd7e:7e7e:28::/64"));
+        assert!(in_subnet("198.18.40.7", "0.0.0.0/0"));
     }
 }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use tether_runtime_tests::checks::node_veths;
+use tether_runtime_tests::checks::{in_subnet, node_veths};
 use tether_runtime_tests::host::HostNetwork;
 use tether_runtime_tests::image::IMAGE_NAME;
 use tether_runtime_tests::networks::CNI_VERSION;
@@ -103,8 +103,10 @@ fn three_container_scenario(reference: bool) {
         addrs.insert(name, podman.addresses(name, net));
     }
     for (name, net) in containers {
-        let prefix = if net == "routed" { "198.18.10." } else { "198.18.20." };
-        assert!(addrs[name].0.starts_with(prefix), "{name} got {} on {net}", addrs[name].0);
+        let (v4, v6) = if net == "routed" { (10, 0x10) } else { (20, 0x20) };
+        let (v4, v6) = (format!("198.18.{v4}.0/24"), format!("fd7e:7e7e:{v6:x}::/64"));
+        let (a4, a6) = &addrs[name];
+        assert!(in_subnet(a4, &v4) && in_subnet(a6, &v6), "{name} got {a4}, {a6} on {net} ({v4}, {v6})");
     }
     addrs.insert("node", (NODE.0.to_string(), NODE.1.to_string()));
     addrs.insert("outside", (OUTSIDE.0.to_string(), OUTSIDE.1.to_string()));
