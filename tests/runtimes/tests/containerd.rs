@@ -356,8 +356,7 @@ fn pod_cidr_from_the_kubelet(variant: Variant) {
 }
 
 /// A pod whose metadata has an empty uid: containerd sends `K8S_POD_UID=` (an empty value),
-/// which libcni's `LoadArgs` and the reference accept. tether fails it with code 4 until
-/// issue 10 ("CNI_ARGS values may be empty") lands: its tests are `#[ignore]`d until then.
+/// which libcni's `LoadArgs` and the reference accept, and so must tether.
 fn empty_pod_uid(variant: Variant) {
     require_root!();
     if !require_containerd() {
@@ -378,24 +377,6 @@ fn empty_pod_uid(variant: Variant) {
     assert_nothing_left(&c, std::slice::from_ref(&pod));
     drop(c);
     host.assert_untouched_since();
-}
-
-mod empty_pod_uid {
-    use super::*;
-    #[test]
-    #[ignore = "fails until issue 10 (empty CNI_ARGS values) lands: tether answers code 4"]
-    fn tether_ptp() {
-        empty_pod_uid(Variant::TetherPtp)
-    }
-    #[test]
-    #[ignore = "fails until issue 10 (empty CNI_ARGS values) lands: tether answers code 4"]
-    fn tether_bridge() {
-        empty_pod_uid(Variant::TetherBridge)
-    }
-    #[test]
-    fn reference_ptp() {
-        empty_pod_uid(Variant::ReferencePtp)
-    }
 }
 
 macro_rules! for_each_variant {
@@ -424,3 +405,4 @@ for_each_variant!(restart_keeps_pods);
 for_each_variant!(twenty_pods_in_parallel);
 for_each_variant!(container_serves_http);
 for_each_variant!(pod_cidr_from_the_kubelet);
+for_each_variant!(empty_pod_uid);
