@@ -3,7 +3,10 @@
 //! Subnet index `x` is `198.18.<x>.0/24` and `fd7e:7e7e:<x>::/64`; the gateway is `.1` / `::1`.
 
 use serde_json::{json, Value};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tether_install::render;
+use tether_install::settings::Settings;
 use tether_tests::config::{v4_subnet, v6_subnet};
 use tether_tests::Family;
 
@@ -85,20 +88,27 @@ impl Variant {
         })
     }
 
-    /// containerd's `conf_template` for this variant, made from tether's shipped example
-    /// (`examples/containerd-cni-template.conflist.tmpl`) by changing only what a user would
-    /// change: the `type`s, and `mode` for the bridge.
-    pub fn conf_template(self, shipped: &str) -> String {
+    /// containerd's `conf_template` for this variant, IPAM data under `data_dir`: the template
+    /// tether's installer writes (`TETHER_OUTPUT=containerd-template`), and for the reference the
+    /// same document with only the `type`s changed, as a user switching plugins would.
+    pub fn conf_template(self, data_dir: &Path) -> String {
+        let mode = if self == Variant::TetherBridge { "bridge" } else { "ptp" };
+        let values: BTreeMap<String, String> = [
+            ("TETHER_OUTPUT", "containerd-template"),
+            ("TETHER_MODE", mode),
+            ("TETHER_BRIDGE", BRIDGE),
+            ("TETHER_IPAM_DATA_DIR", &data_dir.display().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let settings = Settings::parse(&values, PathBuf::from("/nonexistent"))
+            .unwrap_or_else(|e| panic!("the installer's settings: {e:?}"));
+        let template = render::render(&settings);
         let (main, ipam) = self.types();
-        let mut template = shipped.replace("\"type\": \"tether-ipam\"", &format!("\"type\": \"{ipam}\""));
-        template = template.replace("\"type\": \"tether\"", &format!("\"type\": \"{main}\""));
-        if self == Variant::TetherBridge {
-            template = template.replace(
-                "\"mode\": \"ptp\"",
-                &format!("\"mode\": \"bridge\", \"bridge\": \"{BRIDGE}\", \"isGateway\": true"),
-            );
-        }
-        template
+        let typed = |t: &str| format!("\"type\": \"{t}\"");
+        assert!(template.contains(&typed("tether-ipam")) && template.contains(&typed("tether")), "{template}");
+        template.replace(&typed("tether-ipam"), &typed(ipam)).replace(&typed("tether"), &typed(main))
     }
 }
 

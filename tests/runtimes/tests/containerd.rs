@@ -11,7 +11,6 @@ use tether_runtime_tests::cri::messages::{
 use tether_runtime_tests::host::HostNetwork;
 use tether_runtime_tests::image::{IMAGE_NAME, INDEX_PAGE};
 use tether_runtime_tests::networks::{v4_gateway, v6_gateway, Variant};
-use tether_tests::bins::repo_root;
 use tether_tests::config::{v4_subnet, v6_subnet};
 use tether_tests::netns::assert_test_address;
 use tether_tests::wait::eventually;
@@ -313,8 +312,8 @@ fn container_serves_http(variant: Variant) {
     host.assert_untouched_since();
 }
 
-/// The pod CIDR from the kubelet: containerd with an empty `conf_dir` and tether's
-/// `conf_template` reports NetworkReady false; after UpdateRuntimeConfig with the node's two
+/// The pod CIDR from the kubelet: containerd with an empty `conf_dir` and the `conf_template`
+/// tether's installer writes reports NetworkReady false; after UpdateRuntimeConfig with the node's two
 /// pod CIDRs it renders the conflist and new pods get their addresses from those ranges.
 fn pod_cidr_from_the_kubelet(variant: Variant) {
     require_root!();
@@ -322,10 +321,8 @@ fn pod_cidr_from_the_kubelet(variant: Variant) {
         return;
     }
     let host = HostNetwork::read();
-    let shipped = repo_root().join("examples/containerd-cni-template.conflist.tmpl");
-    let shipped = std::fs::read_to_string(&shipped).unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
-    let c = Containerd::start("cidr", |_| CniSetup {
-        conf_template: Some(variant.conf_template(&shipped)),
+    let c = Containerd::start("cidr", |data| CniSetup {
+        conf_template: Some(variant.conf_template(data)),
         ..CniSetup::default()
     });
     let (ready, why) = c.cri.network_ready().unwrap();
