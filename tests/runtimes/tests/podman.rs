@@ -23,9 +23,8 @@ const OUTSIDE: (&str, &str) = ("198.18.250.2", "fd7e:7e7e:250::2");
 /// The routed network's gateway: the node as `cont1` sees it.
 const NODE: (&str, &str) = ("198.18.10.1", "fd7e:7e7e:10::1");
 
-/// An example conflist as a podman 4.3 node would install it: `cniVersion` 1.0.0 (podman 4.3's
-/// libcni 1.1 rejects a 1.1.0 result: "unsupported CNI result version"), the IPAM data under
-/// `data_dir`.
+/// An example conflist as a podman 4.3 node would install it: as shipped (`cniVersion` 1.0.0, which
+/// podman 4.3's libcni 1.1 needs; the pin below keeps it so), the IPAM data under `data_dir`.
 /// With `reference`, the same network for the reference plugins: only the `type`s change
 /// (`ptp` for the routed network, `bridge` for the isolated one; `host-local`).
 fn example(file: &str, data_dir: &str, reference: bool) -> Value {
