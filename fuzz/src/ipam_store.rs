@@ -59,10 +59,10 @@ fn invoke(verb: &str, id: &str, doc: &serde_json::Value) {
     crate::assert_one_document(answer.stdout.as_deref());
 }
 
-/// The store file the selector byte `kind` (and `arg`) names.
+/// The store file the selector byte `kind` (its low bits, and `arg`) names.
 fn target(store: &Path, kind: u8, arg: u8) -> PathBuf {
     let meta = store.join(".tether");
-    match kind % 9 {
+    match (kind & 0x7f) % 10 {
         0 | 1 => store.join(format!("198.18.0.{}", arg % 20)),
         2 => store.join(format!("fd7e:7e7e::{:x}", arg % 20)),
         3 => store.join(format!("last_reserved_ip.{}", arg % 3)),
@@ -70,22 +70,26 @@ fn target(store: &Path, kind: u8, arg: u8) -> PathBuf {
         5 => meta.join("u4-c612"),
         6 => meta.join(format!("o-{arg:02x}")),
         7 => meta.join(format!("spare-{}", arg % 5)),
+        8 => meta,
         _ => store.join("lock"),
     }
 }
 
-/// Apply the input: records of (kind, arg, length, bytes). Kind 0 makes a symlink to `outside`;
-/// every other kind rewrites the file in place (an existing file keeps its inode, so the
-/// directory, and with it the index's seal, is unchanged) or creates it.
-fn mutate(store: &Path, outside: &Path, mut data: &[u8]) {
+/// Apply the input: records of (kind, arg, length, bytes). With the top bit of `kind` set, the
+/// path becomes a symlink to a file outside the data directory (the first byte of the content
+/// odd) or to a directory outside it; otherwise the file is rewritten in place (an existing file
+/// keeps its inode, so the directory, and with it the index's seal, is unchanged) or created.
+fn mutate(store: &Path, outside: (&Path, &Path), mut data: &[u8]) {
     while let [kind, arg, len, rest @ ..] = data {
         let n = usize::from(*len).min(rest.len());
         let (content, tail) = rest.split_at(n);
         data = tail;
         let path = target(store, *kind, *arg);
-        if *kind % 9 == 0 {
+        if kind & 0x80 != 0 {
+            let to = if content.first().is_some_and(|b| b & 1 == 1) { outside.0 } else { outside.1 };
+            let _ = fs::remove_dir_all(&path);
             let _ = fs::remove_file(&path);
-            let _ = std::os::unix::fs::symlink(outside, &path);
+            let _ = std::os::unix::fs::symlink(to, &path);
             continue;
         }
         // Never through a symlink an earlier record made: the harness must not write outside itself.
@@ -108,11 +112,13 @@ pub fn run(data: &[u8]) {
     let data_dir = scratch.0.join("data");
     let outside = scratch.0.join("outside");
     fs::write(&outside, OUTSIDE).expect("outside file");
+    let outside_dir = scratch.0.join("outside-dir");
+    fs::create_dir(&outside_dir).expect("outside dir");
     let doc = conf(&data_dir, "1.1.0");
     for id in ["c0", "c1"] {
         invoke("ADD", id, &doc);
     }
-    mutate(&data_dir.join(NETWORK), &outside, data);
+    mutate(&data_dir.join(NETWORK), (&outside, &outside_dir), data);
 
     invoke("ADD", "c2", &doc);
     let mut with_prev = doc.clone();
@@ -133,5 +139,7 @@ pub fn run(data: &[u8]) {
         .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     names.sort();
-    assert_eq!(names, ["data", "outside"], "something was created outside the data directory");
+    assert_eq!(names, ["data", "outside", "outside-dir"], "something was created outside the data directory");
+    let inside = fs::read_dir(&outside_dir).map(|rd| rd.count()).unwrap_or(0);
+    assert_eq!(inside, 0, "something was written into a directory outside the data directory");
 }

@@ -289,3 +289,31 @@ fn status_only_reads_the_store() {
     assert!(invoke(T, "STATUS", "", "", &c, &[]).ok);
     assert_eq!(snapshot_tree(&d.0), before);
 }
+
+#[test]
+fn symlinks_in_the_store_are_never_written_through() {
+    let d = DataDir::new("symlinks");
+    let c = conf("1.1.0", "net1", &d.0, json!({"ranges": [[{"subnet": "198.18.0.0/28"}]]}));
+    assert!(add(T, "c0", &c).ok);
+    let outside_file = d.0.join("outside");
+    let outside_dir = d.0.join("outside-dir");
+    std::fs::write(&outside_file, "untouched").unwrap();
+    std::fs::create_dir(&outside_dir).unwrap();
+    let store = d.store("net1");
+    let plant = |name: &str, to: &std::path::Path| {
+        let path = store.join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(to, &path).unwrap();
+    };
+    plant("last_reserved_ip.0", &outside_file);
+    plant(".tether", &outside_dir);
+    plant("198.18.0.9", &outside_file);
+    for (verb, id) in [("ADD", "c1"), ("ADD", "c2"), ("DEL", "c1"), ("GC", ""), ("STATUS", "")] {
+        let r = invoke(T, verb, id, if id.is_empty() { "" } else { "eth0" }, &c, &[]);
+        assert!(r.ok, "{verb} {id}: {r:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&outside_file).unwrap(), "untouched", "written through a symlink");
+    assert_eq!(std::fs::read_dir(&outside_dir).unwrap().count(), 0, "the index went through the .tether symlink");
+    assert!(std::fs::symlink_metadata(store.join(".tether")).unwrap().is_dir(), ".tether is a directory again");
+}

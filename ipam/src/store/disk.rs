@@ -53,11 +53,17 @@ pub struct DiskStore {
 
 fn lock(dir: &Path) -> io::Result<Flock<File>> {
     let path = dir.join("lock");
-    let mut file = match File::open(&path) {
+    // Never through a symlink (ELOOP, an error naming the lock): replacing it could not be done
+    // race-free against host-local, which locks whatever the name leads to.
+    let mut file = match OpenOptions::new().read(true).custom_flags(files::O_NOFOLLOW).open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path)?
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(files::O_NOFOLLOW)
+            .open(&path)?,
         Err(e) => return Err(e),
     };
     loop {
@@ -113,6 +119,12 @@ impl DiskStore {
     /// The store in `dir`, whose lock is held.
     fn locked(dir: PathBuf, lock: Flock<File>) -> CniResult<DiskStore> {
         let meta = dir.join(".tether");
+        // Our private directory, never a symlink to somewhere else: one found there is replaced
+        // (the index it held, if any, is rebuilt: no seal).
+        if fs::symlink_metadata(&meta).is_ok_and(|m| m.file_type().is_symlink()) {
+            log::warn!("{} is a symlink: replaced by a directory of the store", meta.display());
+            fs::remove_file(&meta).map_err(|e| io_error(format!("remove {}", meta.display()), &e))?;
+        }
         let created = files::create_dir(&meta).map_err(|e| io_error(format!("create {}", meta.display()), &e))?;
         Ok(DiskStore {
             owners: Owners::new(&meta),

@@ -44,10 +44,30 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// (and, when it frees blocks, a discard on file systems mounted with `discard`), while a
 /// rewrite of equal or greater length changes nothing but the bytes.
 pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    let f = open_own(path)?;
     let old_len = f.metadata()?.len();
     rewrite(&f, old_len, bytes)
 }
+
+/// Open (creating it, mode 0600) a file of the store that only the store's own writers name, for
+/// writing, never through a symlink: one found there (anyone who can write the store directory
+/// may leave one) is removed first, so nothing outside the store is ever written. Callers hold the
+/// store's lock.
+pub fn open_own(path: &Path) -> io::Result<fs::File> {
+    let open =
+        || OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).custom_flags(O_NOFOLLOW).open(path);
+    match open() {
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            log::warn!("{} is a symlink: replaced by a file of the store", path.display());
+            fs::remove_file(path)?;
+            open()
+        }
+        other => other,
+    }
+}
+
+/// `open(2)`'s O_NOFOLLOW: fail with ELOOP when the last component is a symlink.
+pub const O_NOFOLLOW: i32 = nix::libc::O_NOFOLLOW;
 
 /// Replace the content of `file`, `old_len` bytes long, with `bytes`, in place; truncate only
 /// when it gets shorter (see [`overwrite`]).

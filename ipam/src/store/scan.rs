@@ -9,6 +9,7 @@ use super::{files, spare, stamp, used, FileOwner};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// What a scan found and did.
@@ -78,7 +79,8 @@ pub fn rebuild(dir: &Path, meta: &Path, keep: Option<&dyn Fn(&FileOwner) -> bool
             if slot.is_none() {
                 let path = meta.join(owners::file_name(no));
                 files::overwrite(&path, owners::header().as_bytes())?;
-                *slot = Some(BufWriter::with_capacity(512, fs::OpenOptions::new().append(true).open(&path)?));
+                let file = fs::OpenOptions::new().append(true).custom_flags(files::O_NOFOLLOW).open(&path)?;
+                *slot = Some(BufWriter::with_capacity(512, file));
             }
             if let Some(w) = slot {
                 w.write_all(e.line().as_bytes())?;

@@ -14,9 +14,9 @@
 
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -80,7 +80,7 @@ pub fn read(meta: &Path) -> Option<Stamp> {
 }
 
 fn open(meta: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(meta.join(FILE))
+    super::files::open_own(&meta.join(FILE))
 }
 
 /// Record `stamp`, or with `None` make sure no valid stamp is left (the next command rebuilds).

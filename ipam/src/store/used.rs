@@ -190,7 +190,10 @@ impl Used {
                 // set and cleared again: a missing file or a bare header already says "all free"
             } else if chunk.file == OnDisk::Full {
                 let path = self.meta.join(file_name(*key));
-                let file = std::fs::OpenOptions::new().write(true).open(path)?;
+                let file = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new().write(true).custom_flags(files::O_NOFOLLOW).open(path)?
+                };
                 file.write_all_at(&bits[lo..=hi], (HEADER.len() + lo) as u64)?;
             } else {
                 write_chunk(&self.meta, *key, bits)?;
