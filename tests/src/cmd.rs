@@ -7,8 +7,17 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any child may run before it is killed (with its whole process group).
+/// How long any child may run before it is killed (with its whole process group), times
+/// [`timeout_scale`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `TETHER_TEST_TIMEOUT_SCALE` (a whole number, default 1) multiplies every timeout.
+/// scripts/kernel-test sets it for its guests, which TCG emulates about ten times slower than the
+/// host: there one of 64 parallel ADDs outlived 30 s while all of them were making progress. A
+/// timeout only catches hangs; it asserts no speed.
+pub fn timeout_scale() -> u32 {
+    std::env::var("TETHER_TEST_TIMEOUT_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+}
 
 /// Everything about one finished (or killed) child: what ran and what it said.
 #[derive(Debug, Clone)]
@@ -114,7 +123,7 @@ pub fn run(mut cmd: Command, env: Vec<(String, String)>, stdin: &str, timeout: D
     });
     let out = child.stdout.take().map(read_all);
     let err = child.stderr.take().map(read_all);
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + timeout * timeout_scale();
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
