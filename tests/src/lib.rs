@@ -7,6 +7,7 @@
 //! - [`plugin`]: [`Plugin`] runs a binary inside the node with `env -i` + `CNI_*` + stdin.
 //! - [`config`]: spec versions and ptp configuration builders (198.18.0.0/15, fd7e:7e7e::/32 only).
 //! - [`cnitool`]: the same flows through libcni's `cnitool`.
+//! - [`kernel`]: what the kernel under test supports (bridge VLAN filtering, 802.1Q).
 //! - [`bins`]: where the binaries are (`CNI_TEST_BIN_DIR` or the cargo profile directory).
 //!
 //! This is test code: a failed setup step panics with the full command context.
@@ -17,6 +18,7 @@ pub mod cmd;
 pub mod cnitool;
 pub mod config;
 pub mod gate;
+pub mod kernel;
 pub mod netns;
 pub mod plugin;
 pub mod wait;

@@ -16,7 +16,7 @@ use tether_tests::config::{
 use tether_tests::netns::{Netns, Node};
 use tether_tests::plugin::{Outcome, Plugin};
 use tether_tests::wait::eventually;
-use tether_tests::{require_root, require_tool, version_tests, Invocation};
+use tether_tests::{gate, kernel, require_root, require_tool, version_tests, Invocation};
 
 const IFNAME: &str = "eth0";
 
@@ -134,13 +134,32 @@ fn host_veth(result: &Value) -> String {
     result["interfaces"][1]["name"].as_str().unwrap().to_string()
 }
 
-/// Whether the kernel has bridge VLAN filtering (some minimal kernels do not).
-fn vlan_filtering_supported(node: &Netns) -> bool {
-    let ok = node.ip(&["link", "add", "tprobe", "type", "bridge", "vlan_filtering", "1"]).success();
-    if ok {
-        node.ip_ok(&["link", "del", "tprobe"]);
+/// A port's VLANs as `bridge -j vlan show` reports them: (VLAN, PVID, egress untagged), in order,
+/// ranges expanded.
+fn port_vlans(node: &Netns, dev: &str) -> Vec<(u64, bool, bool)> {
+    let text = node.exec_ok(&["bridge", "-j", "vlan", "show", "dev", dev]);
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bridge -j: {e}: {text}"));
+    let mut out = Vec::new();
+    for entry in doc[0]["vlans"].as_array().into_iter().flatten() {
+        let flags = entry["flags"].as_array().cloned().unwrap_or_default();
+        let has = |f: &str| flags.iter().any(|x| x == f);
+        let first = entry["vlan"].as_u64().unwrap_or_else(|| panic!("{doc}"));
+        let last = entry["vlanEnd"].as_u64().unwrap_or(first);
+        out.extend((first..=last).map(|v| (v, has("PVID"), has("Egress Untagged"))));
     }
-    ok
+    out
+}
+
+/// On a kernel without bridge VLAN filtering: ADD of a VLAN network fails with an error that
+/// names the kernel option, and changes nothing.
+#[track_caller]
+fn assert_vlans_refused(net: &Net, conf: &Value, ctr: &Netns) {
+    let before = net.node.state();
+    let out = net.plugin.add(conf, ctr, IFNAME);
+    assert!(out.assert_code(100).error_text().contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{out}");
+    assert_eq!(net.node.state(), before, "a refused VLAN network changed the node:\n{out}");
+    assert_eq!(ctr.link_names(), BTreeSet::from(["lo".to_string()]), "links left in the container:\n{out}");
+    eprintln!("note: this kernel has no bridge VLAN filtering; checked the error instead");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,29 +489,150 @@ fn force_address_replaces_a_conflicting_bridge_address() {
     net.del(&c, Some(&r)).assert_ok_silent();
 }
 
+// ---------------------------------------------------------------------------------------------
+// VLANs. Each test probes the kernel (bridge VLAN filtering) in its node: without it, the
+// VLAN network must fail with the error that names the kernel option and leave nothing; with it,
+// the success path runs (and under scripts/kernel-test, whose kernels have it, must run).
+
 #[test]
-fn vlans_or_a_clear_error_without_kernel_support() {
-    let extra = json!({"isGateway": true, "vlan": 42, "vlanTrunk": [{"minID": 100, "maxID": 101}]});
-    let Some(net) = Net::new("vlan", "1.1.0", Family::V4, 15, extra) else { return };
+fn a_vlan_network_has_its_gateway_on_bridge_dot_vlan() {
+    let extra = json!({"isGateway": true, "vlan": 42, "vlanTrunk": [{"minID": 100, "maxID": 101}, {"id": 300}]});
+    let Some(net) = Net::new("vlan", "1.1.0", Family::Dual, 15, extra) else { return };
     let (a, b) = (net.node.container("a"), net.node.container("b"));
-    if !vlan_filtering_supported(&net.node) {
-        let before = net.node.state();
-        let out = net.add(&a);
-        assert!(out.assert_code(100).error_text().contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{out}");
-        assert_eq!(net.node.state().reservations, before.reservations, "reservation left");
-        assert_eq!(a.link_names(), BTreeSet::from(["lo".to_string()]));
-        eprintln!("note: this kernel has no bridge VLAN filtering; checked the error instead");
-        return;
+    if !kernel::bridge_vlan_filtering(&net.node) {
+        return assert_vlans_refused(&net, &net.conf, &a);
     }
     let (ra, rb) = (net.add_ok(&a), net.add_ok(&b));
-    let port = host_veth(&ra);
-    let vlans = net.node.exec_ok(&["bridge", "-j", "vlan", "show", "dev", &port]);
-    assert!(vlans.contains("\"vlan\":42") && vlans.contains("PVID") && vlans.contains("\"vlan\":100"), "{vlans}");
-    assert!(!vlans.contains("\"vlan\":1,"), "default VLAN removed: {vlans}");
-    assert_eq!(ra["interfaces"][3]["name"], format!("{}.42", net.bridge()), "VLAN gateway in the result: {ra}");
-    assert!(a.ping(&first_addr(&rb, false)) && a.ping("198.18.15.1"), "VLAN 42 with its gateway");
+    let (br, gw_if) = (net.bridge(), format!("{}.42", net.bridge()));
+    let info = net.node.link(&br).unwrap()["linkinfo"]["info_data"].clone();
+    assert_eq!(info["vlan_filtering"], 1, "{br}: {info}");
+    for r in [&ra, &rb] {
+        let want = [(42, true, true), (100, false, false), (101, false, false), (300, false, false)];
+        assert_eq!(port_vlans(&net.node, &host_veth(r)), want, "vlan untagged, vlanTrunk tagged, VLAN 1 gone");
+    }
+    // The gateway is `<bridge>.<vlan>`: in the result, with the gateway addresses; the bridge has none.
+    assert_eq!(ra["interfaces"][3]["name"], gw_if.as_str(), "{ra}");
+    let gw_link = net.node.link(&gw_if).unwrap_or_else(|| panic!("{gw_if} is not on the node"));
+    assert_eq!(ra["interfaces"][3]["mac"], gw_link["address"], "{ra}");
+    let mut on_gw = net.node.global_addrs(&gw_if);
+    on_gw.sort();
+    assert_eq!(on_gw, ["198.18.15.1/24", "fd7e:7e7e:f::1/64"], "gateway addresses on {gw_if}");
+    assert!(net.node.global_addrs(&br).is_empty(), "{br} carries {:?}", net.node.global_addrs(&br));
+    let gw_port = net.node.link_names().into_iter().find(|n| n.starts_with("tgw")).expect("the gateway's bridge port");
+    assert_eq!(port_vlans(&net.node, &gw_port), [(42, true, true)], "{gw_port}: VLAN 42 only, untagged");
+    // Traffic in VLAN 42, both families.
+    for v6 in [false, true] {
+        let gw = if v6 { "fd7e:7e7e:f::1" } else { "198.18.15.1" };
+        let (addr_a, addr_b) = (first_addr(&ra, v6), first_addr(&rb, v6));
+        assert!(a.ping(&addr_b), "a -> b ({addr_b}) in VLAN 42");
+        assert!(a.ping(gw), "a -> its gateway {gw} on {gw_if}");
+        assert!(net.node.ping(&addr_a), "node -> a ({addr_a})");
+        let route = net.node.route_get(&addr_a).unwrap_or_else(|| panic!("the node has no route to {addr_a}"));
+        assert_eq!(route["dev"], gw_if.as_str(), "the node reaches the VLAN through {gw_if}: {route}");
+    }
+    // CHECK passes, then names the gateway address that left `<bridge>.<vlan>`.
+    net.check(&a, &ra).assert_ok_silent();
+    net.node.ip_ok(&["addr", "del", "198.18.15.1/24", "dev", &gw_if]);
+    let out = net.check(&a, &ra);
+    let text = out.assert_code(105).error_text();
+    assert!(text.contains("198.18.15.1/24") && text.contains(&gw_if), "{out}");
+    net.node.ip_ok(&["addr", "add", "198.18.15.1/24", "dev", &gw_if]);
+    net.check(&a, &ra).assert_ok_silent();
+    // DEL takes a's port; the gateway, shared, stays for b; a second DEL changes nothing.
+    let port_a = host_veth(&ra);
     net.del(&a, Some(&ra)).assert_ok_silent();
+    assert!(net.node.link(&port_a).is_none() && a.link(IFNAME).is_none(), "a's veth left after DEL");
+    assert!(b.ping("198.18.15.1"), "b lost its gateway when a left");
+    net.del(&a, Some(&ra)).assert_ok_silent();
+    net.check(&b, &rb).assert_ok_silent();
     net.del(&b, Some(&rb)).assert_ok_silent();
+    assert!(net.node.reservations().is_empty(), "reservations left: {:?}", net.node.reservations());
+    let stay = BTreeSet::from(["lo".to_string(), br, gw_if, gw_port]);
+    assert_eq!(net.node.link_names(), stay, "only the bridge and the VLAN gateway stay");
+}
+
+#[test]
+fn vlans_separate_containers_on_one_bridge_and_trunks_carry_them() {
+    // Three networks on one bridge, one subnet, no gateway: VLAN 100 (.10-.19), VLAN 200
+    // (.20-.29), and a trunk of 100 and 200-201 without IPAM. Only the VLANs separate them.
+    let range = |lo: u8, hi: u8| json!([[{"subnet": "198.18.24.0/24", "rangeStart": format!("198.18.24.{lo}"), "rangeEnd": format!("198.18.24.{hi}")}]]);
+    let Some(mut net) = Net::new("vlansep", "1.1.0", Family::V4, 24, json!({"vlan": 100})) else { return };
+    let data_dir = json!(net.node.data_dir().display().to_string());
+    net.conf["ipam"] = json!({"type": "tether-ipam", "dataDir": data_dir, "ranges": range(10, 19)});
+    let mut v200 = net.conf.clone();
+    v200["name"] = json!("tb24b");
+    v200["vlan"] = json!(200);
+    v200["ipam"]["ranges"] = range(20, 29);
+    let mut trunk = net.conf.clone();
+    trunk["name"] = json!("tb24t");
+    trunk.as_object_mut().unwrap().remove("vlan");
+    trunk["vlanTrunk"] = json!([{"id": 100}, {"minID": 200, "maxID": 201}]);
+    trunk["ipam"] = json!({});
+    let (a1, a2, b1, t) =
+        (net.node.container("a1"), net.node.container("a2"), net.node.container("b1"), net.node.container("t"));
+    if !kernel::bridge_vlan_filtering(&net.node) {
+        return assert_vlans_refused(&net, &trunk, &t);
+    }
+    let (r1, r2) = (net.add_ok(&a1), net.add_ok(&a2));
+    let rb = net.plugin.add(&v200, &b1, IFNAME).result().clone();
+    let (x1, x2, xb) = (first_addr(&r1, false), first_addr(&r2, false), first_addr(&rb, false));
+    assert_eq!(port_vlans(&net.node, &host_veth(&r1)), [(100, true, true)]);
+    assert_eq!(port_vlans(&net.node, &host_veth(&rb)), [(200, true, true)]);
+    assert!(a1.ping(&x2) && a2.ping(&x1), "a1 <-> a2 in VLAN 100");
+    assert!(!a1.ping(&xb) && !b1.ping(&x1), "VLAN 100 and VLAN 200 reach each other on {}", net.bridge());
+    let rt = net.plugin.add(&trunk, &t, IFNAME).result().clone();
+    let want = [(1, true, true), (100, false, false), (200, false, false), (201, false, false)];
+    assert_eq!(port_vlans(&net.node, &host_veth(&rt)), want, "native VLAN 1, vlanTrunk ids and ranges tagged");
+    // Frames tagged in the trunk container reach their VLAN and no other: a VLAN device per VLAN on
+    // its eth0, each moved into a namespace of its own, in the same subnet.
+    if kernel::vlan_devices(&t) {
+        let (t100, t200) = (net.node.container("t100"), net.node.container("t200"));
+        for (vid, ns, addr) in [("100", &t100, "198.18.24.100/24"), ("200", &t200, "198.18.24.200/24")] {
+            let dev = format!("v{vid}");
+            t.ip_ok(&["link", "add", "link", IFNAME, "name", &dev, "type", "vlan", "id", vid]);
+            t.ip_ok(&["link", "set", &dev, "netns", ns.name()]);
+            ns.ip_ok(&["addr", "add", addr, "dev", &dev]);
+            ns.ip_ok(&["link", "set", &dev, "up"]);
+        }
+        assert!(t100.ping(&x1) && t100.ping(&x2), "tagged VLAN 100 through the trunk -> VLAN 100");
+        assert!(!t100.ping(&xb), "tagged VLAN 100 through the trunk reaches VLAN 200");
+        assert!(t200.ping(&xb), "tagged VLAN 200 (a trunk range) through the trunk -> VLAN 200");
+        assert!(!t200.ping(&x1), "tagged VLAN 200 through the trunk reaches VLAN 100");
+    } else {
+        gate::skip_or_fail("802.1Q VLAN devices (CONFIG_VLAN_8021Q) for the tagged traffic through the trunk");
+    }
+    for (conf, ctr, r) in [(&net.conf, &a1, &r1), (&net.conf, &a2, &r2), (&v200, &b1, &rb), (&trunk, &t, &rt)] {
+        net.plugin.check(&with_prev(conf, r), ctr, IFNAME).assert_ok_silent();
+    }
+    for (conf, ctr, r) in [(&net.conf, &a1, &r1), (&net.conf, &a2, &r2), (&v200, &b1, &rb), (&trunk, &t, &rt)] {
+        net.plugin.del(&with_prev(conf, r), ctr, IFNAME).assert_ok_silent();
+        assert!(ctr.link(IFNAME).is_none(), "{IFNAME} left in {}", ctr.name());
+    }
+    assert!(net.node.reservations().is_empty(), "reservations left: {:?}", net.node.reservations());
+    assert_eq!(net.node.link_names(), BTreeSet::from(["lo".to_string(), net.bridge()]), "only the bridge stays");
+}
+
+#[test]
+fn preserve_default_vlan_keeps_vlan_1_on_the_port() {
+    let extra = json!({"vlan": 300, "preserveDefaultVlan": true});
+    let Some(net) = Net::new("keepvlan", "1.1.0", Family::V4, 25, extra) else { return };
+    let (p, q) = (net.node.container("p"), net.node.container("q"));
+    if !kernel::bridge_vlan_filtering(&net.node) {
+        return assert_vlans_refused(&net, &net.conf, &p);
+    }
+    let rp = net.add_ok(&p);
+    let mut dropping = net.conf.clone();
+    dropping["preserveDefaultVlan"] = json!(false);
+    let rq = net.plugin.add(&dropping, &q, IFNAME).result().clone();
+    let kept = port_vlans(&net.node, &host_veth(&rp));
+    assert_eq!(kept, [(1, false, true), (300, true, true)], "VLAN 1 kept, no longer the PVID");
+    assert_eq!(port_vlans(&net.node, &host_veth(&rq)), [(300, true, true)], "without it, VLAN 1 goes");
+    assert!(p.ping(&first_addr(&rq, false)) && q.ping(&first_addr(&rp, false)), "p <-> q in VLAN 300");
+    net.check(&p, &rp).assert_ok_silent();
+    net.plugin.check(&with_prev(&dropping, &rq), &q, IFNAME).assert_ok_silent();
+    net.del(&p, Some(&rp)).assert_ok_silent();
+    net.plugin.del(&with_prev(&dropping, &rq), &q, IFNAME).assert_ok_silent();
+    assert!(net.node.reservations().is_empty(), "reservations left: {:?}", net.node.reservations());
 }
 
 #[test]

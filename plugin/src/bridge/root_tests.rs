@@ -40,7 +40,8 @@ async fn set_up(nl: &Netlink, name: &str) {
 }
 
 /// Whether this kernel has bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING; some minimal
-/// kernels lack it). Probed in the test's own namespace.
+/// kernels lack it). Probed in the test's own namespace. `TETHER_TEST_EXPECT_VLANS=1`
+/// (scripts/kernel-test, from the booted kernel's config) makes a failed probe a failure.
 fn vlan_filtering_supported() -> bool {
     let ok = std::process::Command::new("ip")
         .args(["link", "add", "tprobe", "type", "bridge", "vlan_filtering", "1"])
@@ -49,6 +50,8 @@ fn vlan_filtering_supported() -> bool {
     if ok {
         tool("ip", &["link", "del", "tprobe"]);
     }
+    let expected = std::env::var("TETHER_TEST_EXPECT_VLANS").is_ok_and(|v| v == "1");
+    assert!(ok || !expected, "TETHER_TEST_EXPECT_VLANS=1, but `ip link add type bridge vlan_filtering 1` fails");
     ok
 }
 
