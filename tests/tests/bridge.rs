@@ -552,6 +552,28 @@ fn a_vlan_network_has_its_gateway_on_bridge_dot_vlan() {
 }
 
 #[test]
+fn reference_a_vlan_network_has_its_gateway_on_bridge_dot_vlan() {
+    // The oracle for the design above: the reference `bridge` also puts the gateway on a veth
+    // `<bridge>.<vlan>` whose peer is a port of the bridge in the VLAN, untagged.
+    let extra = json!({"isGateway": true, "vlan": 42});
+    let Some(net) = Net::reference("refvlan", "1.0.0", Family::V4, 26, extra) else { return };
+    let (a, b) = (net.node.container("a"), net.node.container("b"));
+    if !kernel::bridge_vlan_filtering(&net.node) {
+        net.add(&a).assert_error();
+        return;
+    }
+    let (ra, rb) = (net.add_ok(&a), net.add_ok(&b));
+    let gw_if = format!("{}.42", net.bridge());
+    let gw_link = net.node.link(&gw_if).unwrap_or_else(|| panic!("the reference made no {gw_if}"));
+    assert_eq!(gw_link["linkinfo"]["info_kind"], "veth", "{gw_link}");
+    assert_eq!(net.node.global_addrs(&gw_if), ["198.18.26.1/24"]);
+    assert!(port_vlans(&net.node, &host_veth(&ra)).contains(&(42, true, true)), "VLAN 42 untagged on the port");
+    assert!(ping(&net, &a, &first_addr(&rb, false)) && ping(&net, &a, "198.18.26.1"), "VLAN 42 with its gateway");
+    net.del(&a, Some(&ra)).assert_ok_silent();
+    net.del(&b, Some(&rb)).assert_ok_silent();
+}
+
+#[test]
 fn vlans_separate_containers_on_one_bridge_and_trunks_carry_them() {
     // Three networks on one bridge, one subnet, no gateway: VLAN 100 (.10-.19), VLAN 200
     // (.20-.29), and a trunk of 100 and 200-201 without IPAM. Only the VLANs separate them.
