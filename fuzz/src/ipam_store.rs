@@ -92,7 +92,16 @@ fn mutate(store: &Path, outside: (&Path, &Path), mut data: &[u8]) {
             let _ = std::os::unix::fs::symlink(to, &path);
             continue;
         }
-        // Never through a symlink an earlier record made: the harness must not write outside itself.
+        // Never through a symlink an earlier record made (the file, or `.tether` above it): the
+        // harness itself must not write outside the data directory.
+        let through_link = path
+            .ancestors()
+            .take_while(|a| a.starts_with(store) && *a != store)
+            .skip(1)
+            .any(|a| fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()));
+        if through_link {
+            continue;
+        }
         let opened = fs::OpenOptions::new()
             .write(true)
             .create(true)
