@@ -85,21 +85,21 @@ fn mutate(store: &Path, outside: (&Path, &Path), mut data: &[u8]) {
         let (content, tail) = rest.split_at(n);
         data = tail;
         let path = target(store, *kind, *arg);
-        if kind & 0x80 != 0 {
-            let to = if content.first().is_some_and(|b| b & 1 == 1) { outside.0 } else { outside.1 };
-            let _ = fs::remove_dir_all(&path);
-            let _ = fs::remove_file(&path);
-            let _ = std::os::unix::fs::symlink(to, &path);
-            continue;
-        }
-        // Never through a symlink an earlier record made (the file, or `.tether` above it): the
-        // harness itself must not write outside the data directory.
+        // Never through a `.tether` symlink an earlier record made: the harness itself must not
+        // write (or plant a symlink) outside the data directory.
         let through_link = path
             .ancestors()
             .take_while(|a| a.starts_with(store) && *a != store)
             .skip(1)
             .any(|a| fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()));
         if through_link {
+            continue;
+        }
+        if kind & 0x80 != 0 {
+            let to = if content.first().is_some_and(|b| b & 1 == 1) { outside.0 } else { outside.1 };
+            let _ = fs::remove_dir_all(&path);
+            let _ = fs::remove_file(&path);
+            let _ = std::os::unix::fs::symlink(to, &path);
             continue;
         }
         let opened = fs::OpenOptions::new()
