@@ -1,8 +1,10 @@
-//! One attachment being added: what it is wired with ([`Attachment`]) and what this ADD has
-//! created so far ([`Undo`]). Shared by the mode recipes (`ptp`, `bridge`) and `add`, which
-//! owns the single rollback.
+//! One attachment being added or checked: what it is wired with ([`Attachment`]) and what this
+//! ADD has created so far ([`Undo`]). Shared by the mode recipes (`ptp`, `bridge`), `container`,
+//! `check` and `add`, which owns the single rollback.
 
 use crate::config::PluginConf;
+use crate::firewall::Owner;
+use crate::netlink::Netlink;
 use crate::netns::Netns;
 use conf::Request;
 
@@ -27,6 +29,8 @@ pub struct Attachment<'a> {
     pub conf: &'a PluginConf,
     /// The container's namespace.
     pub netns: &'a Netns,
+    /// Route netlink inside it.
+    pub ctr: Netlink,
     /// The node end's deterministic name.
     pub host_veth: String,
     /// The network's isolation group, for every node-side interface it creates.
@@ -47,6 +51,11 @@ impl Attachment<'_> {
     /// `CNI_IFNAME`.
     pub fn ifname(&self) -> &str {
         &self.request.invocation.ifname
+    }
+
+    /// The key of its per-attachment firewall state.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner { network: self.network(), container_id: self.container_id(), ifname: self.ifname() }
     }
 
     /// The container namespace path, as results write it.

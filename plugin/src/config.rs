@@ -2,8 +2,9 @@
 //! are in `bridge::config`.
 
 use crate::bridge::config::BridgeConf;
+use crate::error::{Error, Result};
 use crate::mac;
-use conf::{CniError, CniResult, ErrorCode, NetConf, Request};
+use conf::{NetConf, Request};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -64,26 +65,26 @@ pub fn mode_of(netconf: &NetConf) -> Mode {
 }
 
 /// `mode`: absent or empty is ptp; an unknown value is code 2.
-fn parse_mode(mode: Option<&str>) -> CniResult<Mode> {
+fn parse_mode(mode: Option<&str>) -> Result<Mode> {
     match mode {
         None | Some("") | Some("ptp") => Ok(Mode::Ptp),
         Some("bridge") => Ok(Mode::Bridge),
-        Some(other) => Err(CniError::new(ErrorCode::UnsupportedField, format!("unsupported mode {other:?}"))
-            .with_details("mode must be \"ptp\" or \"bridge\"")),
+        Some(other) => {
+            Err(Error::Unsupported(format!("unsupported mode {other:?}")).hint("mode must be \"ptp\" or \"bridge\""))
+        }
     }
 }
 
 /// A list of CIDRs under `key`: each must parse (code 7 naming the key, the index and the value); host bits are
 /// cleared, as ip-masq-agent's `net.ParseCIDR` does.
-fn parse_cidrs(key: &str, values: &[String]) -> CniResult<Vec<IpNet>> {
+fn parse_cidrs(key: &str, values: &[String]) -> Result<Vec<IpNet>> {
     values
         .iter()
         .enumerate()
         .map(|(i, v)| {
             v.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
-                CniError::new(ErrorCode::InvalidConfig, format!("{key}[{i}]: {v:?} is not a CIDR")).with_details(
-                    "expected an address and a prefix length, e.g. \"198.18.0.0/15\" or \"fd7e:7e7e::/32\"",
-                )
+                Error::config(format!("{key}[{i}]: {v:?} is not a CIDR"))
+                    .hint("expected an address and a prefix length, e.g. \"198.18.0.0/15\" or \"fd7e:7e7e::/32\"")
             })
         })
         .collect()
@@ -95,24 +96,24 @@ impl PluginConf {
     /// # Errors
     /// Code 2 for an unknown `mode`; 7 for a missing IPAM type (ptp), a malformed key or
     /// conflicting options (the message names them); 4 for a malformed `CNI_ARGS` MAC.
-    pub fn from_request(request: &Request) -> CniResult<PluginConf> {
+    pub fn from_request(request: &Request) -> Result<PluginConf> {
         let mut conf = PluginConf::from_netconf(&request.config)?;
         conf.mac = mac::requested(request)?;
         Ok(conf)
     }
 
     /// [`PluginConf::from_request`] without the MAC.
-    pub fn from_netconf(netconf: &NetConf) -> CniResult<PluginConf> {
+    pub fn from_netconf(netconf: &NetConf) -> Result<PluginConf> {
         let raw: Raw = netconf.plugin_config()?;
         let mode = parse_mode(raw.mode.as_deref())?;
         let layer3 = netconf.ipam_type.is_some();
         if mode == Mode::Ptp && !layer3 {
-            return Err(CniError::new(ErrorCode::InvalidConfig, "ipam: missing \"type\"")
-                .with_details("tether needs an IPAM plugin, e.g. {\"type\": \"tether-ipam\", ...}"));
+            return Err(Error::config("ipam: missing \"type\"")
+                .hint("tether needs an IPAM plugin, e.g. {\"type\": \"tether-ipam\", ...}"));
         }
         if let Some(mtu) = raw.mtu {
             if !(68..=65535).contains(&mtu) {
-                return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid mtu {mtu}: must be 68..65535")));
+                return Err(Error::config(format!("invalid mtu {mtu}: must be 68..65535")));
             }
         }
         if let Some(backend) = raw.ip_masq_backend {
@@ -159,7 +160,7 @@ pub(crate) mod tests {
         Request { invocation, config: NetConf::from_value(v.clone()).unwrap(), stdin: v.to_string().into_bytes() }
     }
 
-    fn parse(v: serde_json::Value) -> CniResult<PluginConf> {
+    fn parse(v: serde_json::Value) -> Result<PluginConf> {
         PluginConf::from_netconf(&NetConf::from_value(v)?)
     }
 
@@ -179,20 +180,20 @@ pub(crate) mod tests {
     fn unknown_mode_is_code_2() {
         let mut v = base();
         v["mode"] = json!("macvlan");
-        assert_eq!(parse(v).err().map(|e| e.code), Some(2));
+        assert_eq!(parse(v).err().map(|e| e.to_cni().code), Some(2));
     }
 
     #[test]
     fn ipam_type_is_required_in_ptp_mode_only() {
         let mut v = base();
         v["ipam"] = json!({});
-        assert_eq!(parse(v.clone()).err().map(|e| e.code), Some(7));
+        assert_eq!(parse(v.clone()).err().map(|e| e.to_cni().code), Some(7));
         v["mode"] = json!("bridge");
         let c = parse(v).unwrap();
         assert!(!c.layer3, "bridge with ipam {{}} is pure L2");
         let mut v = base();
         v.as_object_mut().unwrap().remove("ipam");
-        assert_eq!(parse(v.clone()).err().map(|e| e.code), Some(7));
+        assert_eq!(parse(v.clone()).err().map(|e| e.to_cni().code), Some(7));
         v["mode"] = json!("bridge");
         assert!(!parse(v).unwrap().layer3);
     }
@@ -224,10 +225,10 @@ pub(crate) mod tests {
         assert!(c.ip_masq);
         let mut v = base();
         v["mtu"] = json!(10);
-        assert_eq!(parse(v).err().map(|e| e.code), Some(7));
+        assert_eq!(parse(v).err().map(|e| e.to_cni().code), Some(7));
         let mut v = base();
         v["mtu"] = json!("big");
-        assert_eq!(parse(v).err().map(|e| e.code), Some(7));
+        assert_eq!(parse(v).err().map(|e| e.to_cni().code), Some(7));
     }
 
     #[test]
@@ -242,10 +243,10 @@ pub(crate) mod tests {
         assert_eq!(c.non_masquerade, want, "host bits cleared");
         v["nonMasqueradeCIDRs"] = json!(["198.18.0.0/15", "198.18.0.0"]);
         let e = parse(v.clone()).unwrap_err();
-        assert_eq!(e.code, 7);
-        assert!(e.msg.contains("nonMasqueradeCIDRs[1]") && e.msg.contains("198.18.0.0"), "{e}");
+        assert_eq!(e.to_cni().code, 7);
+        assert!(e.to_cni().msg.contains("nonMasqueradeCIDRs[1]") && e.to_cni().msg.contains("198.18.0.0"), "{e}");
         v["nonMasqueradeCIDRs"] = json!("198.18.0.0/15");
-        assert_eq!(parse(v).unwrap_err().code, 7, "a string, not a list");
+        assert_eq!(parse(v).unwrap_err().to_cni().code, 7, "a string, not a list");
     }
 
     #[test]
@@ -260,11 +261,11 @@ pub(crate) mod tests {
         assert_eq!(PluginConf::from_request(&request(v.clone(), cni)).unwrap().mac, Some([2, 0, 0, 0, 0, 1]));
         v["runtimeConfig"] = json!({"mac": "not-a-mac"});
         let e = PluginConf::from_request(&request(v.clone(), "")).unwrap_err();
-        assert_eq!(e.code, 7);
-        assert!(e.msg.contains("runtimeConfig.mac"), "{e}");
+        assert_eq!(e.to_cni().code, 7);
+        assert!(e.to_cni().msg.contains("runtimeConfig.mac"), "{e}");
         v["runtimeConfig"] = json!({"mac": "03:00:00:00:00:01"});
-        assert!(PluginConf::from_request(&request(v, "")).unwrap_err().msg.contains("unicast"));
+        assert!(PluginConf::from_request(&request(v, "")).unwrap_err().to_cni().msg.contains("unicast"));
         let e = PluginConf::from_request(&request(base(), "MAC=00:00:00:00:00:00")).unwrap_err();
-        assert_eq!(e.code, 4);
+        assert_eq!(e.to_cni().code, 4);
     }
 }

@@ -7,17 +7,16 @@ mod attach;
 mod bridge;
 mod check;
 mod config;
+mod container;
+mod context;
 mod del;
+mod error;
+mod firewall;
 mod ipam;
-mod isolate;
 mod mac;
-mod masq;
 mod netlink;
 mod netns;
-mod nftables;
 mod ptp;
-mod runtime;
-mod spoofchk;
 mod sysctl;
 #[cfg(test)]
 mod testns;
@@ -30,15 +29,15 @@ pub struct Tether;
 
 impl Plugin for Tether {
     fn add(&self, request: &Request) -> CniResult<NetResult> {
-        add::add(request)
+        Ok(add::add(request)?)
     }
 
     fn del(&self, request: &Request) -> CniResult<()> {
-        del::del(request)
+        Ok(del::del(request)?)
     }
 
     fn check(&self, request: &Request) -> CniResult<()> {
-        check::check(request)
+        Ok(check::check(request)?)
     }
 
     fn status(&self, request: &Request) -> CniResult<()> {
@@ -46,7 +45,7 @@ impl Plugin for Tether {
     }
 
     fn gc(&self, request: &Request) -> CniResult<()> {
-        del::gc(request)
+        Ok(del::gc(request)?)
     }
 }
 
@@ -63,6 +62,6 @@ pub mod fuzzing {
     /// As ADD's decoding.
     pub fn decode_config(request: &Request) -> CniResult<()> {
         let _ = crate::config::mode_of(&request.config);
-        crate::config::PluginConf::from_request(request).map(|_| ())
+        Ok(crate::config::PluginConf::from_request(request).map(|_| ())?)
     }
 }

@@ -1,7 +1,8 @@
 //! The container's MAC address: the `mac` capability (`runtimeConfig.mac`), `args.cni.mac`, or
 //! `CNI_ARGS` `MAC=`, in that order of precedence (the reference bridge's), validated.
 
-use conf::{CniError, CniResult, ErrorCode, Request};
+use crate::error::{Error, Result};
+use conf::Request;
 
 /// Parse `aa:bb:cc:dd:ee:ff` (or with `-`): six hex octets.
 pub fn parse(text: &str) -> Option<[u8; 6]> {
@@ -27,23 +28,27 @@ pub fn format(mac: &[u8]) -> String {
 ///
 /// # Errors
 /// Code 7 for a malformed, multicast or all-zero value in the configuration, 4 in `CNI_ARGS`.
-pub fn requested(request: &Request) -> CniResult<Option<[u8; 6]>> {
+pub fn requested(request: &Request) -> Result<Option<[u8; 6]>> {
     let config = &request.config;
     let from_runtime = config.runtime_config.get("mac").and_then(|v| v.as_str()).filter(|s| !s.is_empty());
     let from_args =
         config.args.get("cni").and_then(|c| c.get("mac")).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
-    let (text, source, code) = match (from_runtime, from_args) {
-        (Some(m), _) => (m.to_string(), "runtimeConfig.mac", ErrorCode::InvalidConfig),
-        (None, Some(m)) => (m.to_string(), "args.cni.mac", ErrorCode::InvalidConfig),
+    let (text, source, from_environment) = match (from_runtime, from_args) {
+        (Some(m), _) => (m.to_string(), "runtimeConfig.mac", false),
+        (None, Some(m)) => (m.to_string(), "args.cni.mac", false),
         (None, None) => match request.cni_args()?.mac() {
-            Some(m) => (m.to_string(), "CNI_ARGS MAC", ErrorCode::InvalidEnvironment),
+            Some(m) => (m.to_string(), "CNI_ARGS MAC", true),
             None => return Ok(None),
         },
     };
-    let mac = parse(&text)
-        .ok_or_else(|| CniError::new(code, format!("{source}: {text:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")))?;
+    let invalid = |msg: String| match from_environment {
+        true => Error::Environment(msg),
+        false => Error::Config(msg),
+    };
+    let mac =
+        parse(&text).ok_or_else(|| invalid(format!("{source}: {text:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")))?;
     if mac[0] & 1 == 1 || mac == [0; 6] {
-        return Err(CniError::new(code, format!("{source}: {text} is not a unicast MAC address")));
+        return Err(invalid(format!("{source}: {text} is not a unicast MAC address")));
     }
     Ok(Some(mac))
 }

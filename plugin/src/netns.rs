@@ -8,7 +8,8 @@
 //! (resolved against the caller thread's namespace). The original namespace is saved from
 //! `/proc/thread-self/ns/net`: `/proc/self` names the thread-group leader's namespace.
 
-use conf::{CniError, CniResult, ErrorCode, Request};
+use crate::error::{Error, Result};
+use conf::Request;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
@@ -30,8 +31,8 @@ pub struct Netns {
     path: PathBuf,
 }
 
-fn netns_error(path: &Path, what: impl std::fmt::Display) -> CniError {
-    CniError::new(ErrorCode::Netns, format!("network namespace {}: {what}", path.display()))
+fn netns_error(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Namespace { path: path.display().to_string(), cause: what.to_string() }
 }
 
 impl Netns {
@@ -39,7 +40,7 @@ impl Netns {
     ///
     /// # Errors
     /// Code 101 when it cannot be opened or is not a namespace file.
-    pub fn open(path: &Path) -> CniResult<Netns> {
+    pub fn open(path: &Path) -> Result<Netns> {
         let file = File::open(path).map_err(|e| netns_error(path, e))?;
         let fs = fstatfs(&file).map_err(|e| netns_error(path, e))?;
         let magic = fs.filesystem_type();
@@ -54,15 +55,17 @@ impl Netns {
     ///
     /// # Errors
     /// Code 4 when `CNI_NETNS` is missing, else as [`Netns::open`].
-    pub fn of(request: &Request) -> CniResult<Netns> {
-        let path = request.invocation.netns.as_deref().ok_or_else(|| {
-            CniError::new(ErrorCode::InvalidEnvironment, "required environment variable CNI_NETNS is missing")
-        })?;
+    pub fn of(request: &Request) -> Result<Netns> {
+        let path = request
+            .invocation
+            .netns
+            .as_deref()
+            .ok_or_else(|| Error::Environment("required environment variable CNI_NETNS is missing".into()))?;
         Netns::open(path)
     }
 
     /// The namespace of the calling thread.
-    pub fn current() -> CniResult<Netns> {
+    pub fn current() -> Result<Netns> {
         Netns::open(Path::new(THREAD_NETNS))
     }
 
@@ -77,7 +80,7 @@ impl Netns {
     }
 
     /// True when both name the same namespace (same device and inode).
-    pub fn same_as(&self, other: &Netns) -> CniResult<bool> {
+    pub fn same_as(&self, other: &Netns) -> Result<bool> {
         let a = fstat(self.file.as_raw_fd()).map_err(|e| netns_error(&self.path, e))?;
         let b = fstat(other.file.as_raw_fd()).map_err(|e| netns_error(&other.path, e))?;
         Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
@@ -88,7 +91,7 @@ impl Netns {
     ///
     /// # Errors
     /// Code 101 when the switch fails (nothing changed then).
-    pub fn enter(&self) -> CniResult<NetnsGuard> {
+    pub fn enter(&self) -> Result<NetnsGuard> {
         let original = File::open(THREAD_NETNS).map_err(|e| netns_error(Path::new(THREAD_NETNS), e))?;
         setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| netns_error(&self.path, e))?;
         Ok(NetnsGuard { original, _not_send: PhantomData })
@@ -122,7 +125,7 @@ impl Drop for NetnsGuard {
 ///
 /// # Errors
 /// Code 101 when the switch fails; 999 when `f` panics; otherwise `f`'s own error.
-pub fn run_in<T: Send>(netns: &Netns, f: impl FnOnce() -> CniResult<T> + Send) -> CniResult<T> {
+pub fn run_in<T: Send>(netns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -130,13 +133,13 @@ pub fn run_in<T: Send>(netns: &Netns, f: impl FnOnce() -> CniResult<T> + Send) -
                 f()
             })
             .join()
-            .unwrap_or_else(|_| Err(CniError::new(ErrorCode::Internal, "namespace helper thread panicked")))
+            .unwrap_or_else(|_| Err(Error::Internal("namespace helper thread panicked".into())))
     })
 }
 
 /// Refuse a `CNI_NETNS` that is the plugin's own namespace, unless `CNI_NETNS_OVERRIDE` is set
 /// (the Go skel's rule; wiring a container into the node's own namespace would break the node).
-pub fn refuse_own(netns: &Netns) -> CniResult<()> {
+pub fn refuse_own(netns: &Netns) -> Result<()> {
     let overridden = std::env::var("CNI_NETNS_OVERRIDE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if !overridden && netns.same_as(&Netns::current()?)? {
         return Err(netns_error(netns.path(), "is the plugin's own network namespace"));

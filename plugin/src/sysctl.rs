@@ -2,8 +2,8 @@
 //! the file: called on the main thread, they act on the node; [`ensure_in`] acts in another
 //! namespace through a throwaway thread.
 
+use crate::error::{Error, Result};
 use crate::netns::{self, Netns};
-use conf::{CniError, CniResult, ErrorCode};
 use std::io::ErrorKind;
 
 /// Write `value` to `/proc/sys/<key>` (key with `/` separators) unless it already holds it.
@@ -11,15 +11,15 @@ use std::io::ErrorKind;
 ///
 /// # Errors
 /// Code 5 when the file exists but cannot be read or written.
-pub fn ensure(key: &str, value: &str) -> CniResult<bool> {
+pub fn ensure(key: &str, value: &str) -> Result<bool> {
     let path = format!("/proc/sys/{key}");
     match std::fs::read_to_string(&path) {
         Ok(current) if current.trim() == value => return Ok(true),
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(CniError::new(ErrorCode::Io, format!("read {path}: {e}"))),
+        Err(cause) => return Err(Error::File { doing: "read".into(), path, cause }),
     }
-    std::fs::write(&path, value).map_err(|e| CniError::new(ErrorCode::Io, format!("write {value} to {path}: {e}")))?;
+    std::fs::write(&path, value).map_err(|cause| Error::File { doing: format!("write {value} to"), path, cause })?;
     Ok(true)
 }
 
@@ -27,7 +27,7 @@ pub fn ensure(key: &str, value: &str) -> CniResult<bool> {
 ///
 /// # Errors
 /// Code 5 when a forwarding switch cannot be written.
-pub fn enable_forwarding(ipv4: bool, ipv6: bool) -> CniResult<()> {
+pub fn enable_forwarding(ipv4: bool, ipv6: bool) -> Result<()> {
     if ipv4 {
         ensure("net/ipv4/ip_forward", "1")?;
     }
@@ -41,6 +41,6 @@ pub fn enable_forwarding(ipv4: bool, ipv6: bool) -> CniResult<()> {
 ///
 /// # Errors
 /// Code 101 when the namespace cannot be entered, else as [`ensure`].
-pub fn ensure_in(netns: &Netns, key: &str, value: &str) -> CniResult<bool> {
+pub fn ensure_in(netns: &Netns, key: &str, value: &str) -> Result<bool> {
     netns::run_in(netns, || ensure(key, value))
 }

@@ -3,10 +3,9 @@
 //! retry), and its creation in one request with the peer born inside the container.
 
 use crate::attach::{Attachment, Undo};
+use crate::error::{Doing, Error, Result};
 use crate::netlink::link::{link_of, Link, VethSpec};
-use crate::netlink::next_outcome;
-use crate::netlink::{Netlink, NlContext};
-use conf::{CniError, CniResult, ErrorCode};
+use crate::netlink::Netlink;
 
 /// FNV-1a, 64 bit, for the names of interfaces tether creates: tiny, and stable across Rust
 /// releases and platforms (std's `DefaultHasher` is neither), which matters because a DEL may
@@ -41,12 +40,11 @@ pub fn node_end_alias(network: &str) -> String {
 /// Create the attachment's pair (node end up, in the network's group, enslaved to `master` when
 /// given; the peer inside the container with the requested MAC) and read back both ends.
 pub async fn create_pair(
+    node: &Netlink,
     att: &Attachment<'_>,
-    host_nl: &Netlink,
-    ctr_nl: &Netlink,
     undo: &mut Undo,
     master: Option<u32>,
-) -> CniResult<(Link, Link)> {
+) -> Result<(Link, Link)> {
     let spec = VethSpec {
         host_name: &att.host_veth,
         peer_name: att.ifname(),
@@ -56,44 +54,40 @@ pub async fn create_pair(
         host_master: master,
         host_group: Some(att.group),
     };
-    if let Err(e) = host_nl.create_veth(&spec).await {
+    if let Err(e) = node.create_veth(&spec).await {
         if e.is_exists() {
-            return Err(explain_exists(att, host_nl, ctr_nl).await);
+            return Err(explain_exists(node, att).await);
         }
-        return Err(e.into_cni(format!("create veth pair {} / {}", att.host_veth, att.ifname())));
+        return Err(Error::Kernel {
+            doing: format!("create veth pair {} / {}", att.host_veth, att.ifname()),
+            cause: e,
+        });
     }
     undo.host_veth = Some(att.host_veth.clone());
     // The node end's alias and its read-back in one datagram, the container end's read at the same time.
-    let mut node_side = host_nl.batch();
-    node_side.set_alias(&att.host_veth, &node_end_alias(att.network()));
-    node_side.get_link_by_name(&att.host_veth);
-    let (node_side, container) = tokio::join!(node_side.send(), ctr_nl.link_by_name(att.ifname()));
-    let mut outcomes = node_side.or_cni(format!("set up {}", att.host_veth))?.into_iter();
-    next_outcome(&mut outcomes).or_cni(format!("set the alias of {}", att.host_veth))?;
-    let host = next_outcome(&mut outcomes).map(link_of).or_cni(format!("read {}", att.host_veth))?;
-    let missing = |what: &str| CniError::new(ErrorCode::Netlink, format!("{what} vanished right after its creation"));
+    let mut node_side = node.batch();
+    let alias = node_side.set_alias(&att.host_veth, &node_end_alias(att.network()));
+    let read_back = node_side.get_link_by_name(&att.host_veth);
+    let (node_side, container) = tokio::join!(node_side.send(), att.ctr.link_by_name(att.ifname()));
+    let mut outcomes = node_side.doing(format!("set up {}", att.host_veth))?;
+    outcomes.take(alias).doing(format!("set the alias of {}", att.host_veth))?;
+    let host = outcomes.take(read_back).map(link_of).doing(format!("read {}", att.host_veth))?;
+    let missing = |what: &str| Error::kernel_state(format!("{what} vanished right after its creation"), false);
     let host = host.ok_or_else(|| missing(&att.host_veth))?;
-    let container = container.or_cni(format!("read {}", att.ifname()))?.ok_or_else(|| missing(att.ifname()))?;
+    let container = container.doing(format!("read {}", att.ifname()))?.ok_or_else(|| missing(att.ifname()))?;
     Ok((host, container))
 }
 
 /// EEXIST from the pair creation: say which name is taken, so the operator knows what to fix.
-async fn explain_exists(att: &Attachment<'_>, host_nl: &Netlink, ctr_nl: &Netlink) -> CniError {
-    if let Ok(Some(_)) = ctr_nl.link_by_name(att.ifname()).await {
-        return CniError::new(
-            ErrorCode::Netlink,
-            format!("interface {} already exists in {}", att.ifname(), att.netns.path().display()),
-        );
+async fn explain_exists(node: &Netlink, att: &Attachment<'_>) -> Error {
+    if let Ok(Some(_)) = att.ctr.link_by_name(att.ifname()).await {
+        return Error::Taken(format!("interface {} already exists in {}", att.ifname(), att.netns.path().display()));
     }
-    if let Ok(Some(_)) = host_nl.link_by_name(&att.host_veth).await {
-        return CniError::new(ErrorCode::Netlink, format!("node interface {} already exists", att.host_veth))
-            .with_details(format!(
-                "a previous ADD of container {} / {} was not deleted",
-                att.container_id(),
-                att.ifname()
-            ));
+    if let Ok(Some(_)) = node.link_by_name(&att.host_veth).await {
+        let hint = format!("a previous ADD of container {} / {} was not deleted", att.container_id(), att.ifname());
+        return Error::Taken(format!("node interface {} already exists", att.host_veth)).hint(hint);
     }
-    CniError::new(ErrorCode::Netlink, format!("create veth pair {} / {}: File exists", att.host_veth, att.ifname()))
+    Error::Taken(format!("create veth pair {} / {}: File exists", att.host_veth, att.ifname()))
 }
 
 #[cfg(test)]

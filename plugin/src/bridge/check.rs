@@ -4,21 +4,17 @@
 //! check guards the port with the container's MAC.
 
 use super::config::BridgeConf;
-use crate::check::drift;
+use crate::error::{Doing, Error, Result};
+use crate::firewall::{Firewall, Owner};
 use crate::netlink::link::Link;
-use crate::netlink::{Netlink, NlContext};
-use crate::{mac, spoofchk};
-use conf::{CniResult, NetResult};
+use crate::netlink::Netlink;
+use conf::NetResult;
 use ipnet::IpNet;
 
 /// What the node half of CHECK needs to know about the attachment.
 pub struct Expected<'a> {
-    /// The network name.
-    pub network: &'a str,
-    /// `CNI_CONTAINERID`.
-    pub container_id: &'a str,
-    /// `CNI_IFNAME`.
-    pub ifname: &'a str,
+    /// The attachment.
+    pub owner: Owner<'a>,
     /// The node end's name.
     pub host_veth: &'a str,
     /// The network's isolation group (0: not isolated, not checked).
@@ -28,44 +24,53 @@ pub struct Expected<'a> {
 }
 
 /// CHECK the node side of a bridge attachment against `prev` (the ADD result).
-pub async fn check_node(nl: &Netlink, conf: &BridgeConf, prev: &NetResult, want: &Expected<'_>) -> CniResult<()> {
+pub async fn check_node(
+    nl: &Netlink,
+    firewall: &Firewall,
+    conf: &BridgeConf,
+    prev: &NetResult,
+    want: &Expected<'_>,
+) -> Result<()> {
     let name = conf.name.as_str();
     let br = nl
         .link_by_name(name)
         .await
-        .or_cni(format!("read {name}"))?
-        .ok_or_else(|| drift(format!("bridge {name} is missing")))?;
+        .doing(format!("read {name}"))?
+        .ok_or_else(|| Error::drift(format!("bridge {name} is missing")))?;
     if !br.is_bridge() {
-        return Err(drift(format!("{name} is not a bridge")));
+        return Err(Error::drift(format!("{name} is not a bridge")));
     }
     if let Some(reported) = prev.interfaces.iter().find(|i| i.name == name && i.sandbox.is_none()) {
         if let (Some(want_mac), Some(have)) = (&reported.mac, br.mac_string()) {
             if !want_mac.eq_ignore_ascii_case(&have) {
-                return Err(drift(format!("bridge {name} has MAC {have}, prevResult says {want_mac}")));
+                return Err(Error::drift(format!("bridge {name} has MAC {have}, prevResult says {want_mac}")));
             }
         }
     }
     if br.promisc != conf.promisc {
-        return Err(drift(format!("bridge {name}: promiscuous mode is {}, configured {}", br.promisc, conf.promisc)));
+        return Err(Error::drift(format!(
+            "bridge {name}: promiscuous mode is {}, configured {}",
+            br.promisc, conf.promisc
+        )));
     }
     let port = nl
         .link_by_name(want.host_veth)
         .await
-        .or_cni(format!("read {}", want.host_veth))?
-        .ok_or_else(|| drift(format!("node interface {} is missing", want.host_veth)))?;
+        .doing(format!("read {}", want.host_veth))?
+        .ok_or_else(|| Error::drift(format!("node interface {} is missing", want.host_veth)))?;
     if port.master != Some(br.index) {
-        return Err(drift(format!("node interface {} is not a port of {name}", want.host_veth)));
+        return Err(Error::drift(format!("node interface {} is not a port of {name}", want.host_veth)));
     }
     if want.group != 0 && port.group != want.group {
-        return Err(drift(format!(
+        return Err(Error::drift(format!(
             "node interface {} is in group {:#x}, not {:#x}",
             want.host_veth, port.group, want.group
         )));
     }
-    let on_bridge = nl.addrs_of(br.index).await.or_cni(format!("read addresses of {name}"))?;
+    let on_bridge = nl.addrs_of(br.index).await.doing(format!("read addresses of {name}"))?;
     if conf.sealed() {
         if let Some(a) = on_bridge.first() {
-            return Err(drift(format!("sealed bridge {name} carries the node address {a}")));
+            return Err(Error::drift(format!("sealed bridge {name} carries the node address {a}")));
         }
     } else {
         // The gateway addresses are on the bridge, or on `<bridge>.<vlan>` for a VLAN.
@@ -75,9 +80,9 @@ pub async fn check_node(nl: &Netlink, conf: &BridgeConf, prev: &NetResult, want:
                 let link = nl
                     .link_by_name(&gw_name)
                     .await
-                    .or_cni(format!("read {gw_name}"))?
-                    .ok_or_else(|| drift(format!("VLAN gateway interface {gw_name} is missing")))?;
-                let have = nl.addrs_of(link.index).await.or_cni(format!("read addresses of {gw_name}"))?;
+                    .doing(format!("read {gw_name}"))?
+                    .ok_or_else(|| Error::drift(format!("VLAN gateway interface {gw_name} is missing")))?;
+                let have = nl.addrs_of(link.index).await.doing(format!("read addresses of {gw_name}"))?;
                 (gw_name, have)
             }
         };
@@ -85,16 +90,13 @@ pub async fn check_node(nl: &Netlink, conf: &BridgeConf, prev: &NetResult, want:
             let Some(gw) = ip.gateway else { continue };
             let expected = IpNet::new(gw, ip.address.prefix_len()).unwrap_or(IpNet::from(gw));
             if !have.contains(&expected) {
-                return Err(drift(format!("gateway address {expected} is missing from {holder}")));
+                return Err(Error::drift(format!("gateway address {expected} is missing from {holder}")));
             }
         }
     }
     if conf.spoofchk {
-        let guarded = spoofchk::list(want.network, want.container_id, want.ifname)?;
         let mac = want.container.mac.clone().unwrap_or_default();
-        if !guarded.iter().any(|(p, m)| p == want.host_veth && m[..] == mac[..]) {
-            return Err(drift(format!("spoof check of {} for MAC {} is missing", want.host_veth, mac::format(&mac))));
-        }
+        firewall.check_port_guard(want.owner, want.host_veth, &mac)?;
     }
     Ok(())
 }

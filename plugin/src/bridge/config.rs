@@ -1,7 +1,8 @@
 //! Bridge mode's keys: the reference `bridge` plugin's, so its configurations carry over with only
 //! `type` (and `mode`) changed. Validation follows the reference, with the same conflicts refused.
 
-use conf::{CniError, CniResult, ErrorCode, NetConf};
+use crate::error::{Error, Result};
+use conf::NetConf;
 use serde::Deserialize;
 
 /// The bridge tether uses when `bridge` is not set (the reference's is `cni0`).
@@ -100,12 +101,12 @@ impl Default for BridgeConf {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> CniError {
-    CniError::new(ErrorCode::InvalidConfig, msg)
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::config(msg)
 }
 
 /// An interface name the kernel accepts: 1..=15 bytes, not `.`/`..`, no `/`, `:`, whitespace or NUL.
-pub fn check_ifname(what: &str, name: &str) -> CniResult<()> {
+pub fn check_ifname(what: &str, name: &str) -> Result<()> {
     let why = if name.is_empty() {
         Some("is empty")
     } else if name.len() > 15 {
@@ -125,7 +126,7 @@ pub fn check_ifname(what: &str, name: &str) -> CniResult<()> {
 
 /// The trunk's VLAN IDs (the reference's rules: `id`, or `minID` and `maxID` together, each
 /// 1..=4094, min <= max), sorted and without duplicates.
-fn trunk_vids(trunks: &[Trunk]) -> CniResult<Vec<u16>> {
+fn trunk_vids(trunks: &[Trunk]) -> Result<Vec<u16>> {
     let vid = |what: &str, v: i64| {
         u16::try_from(v)
             .ok()
@@ -162,7 +163,7 @@ impl BridgeConf {
     /// Code 7 naming the key(s): a bad bridge name, `hairpinMode` with `promiscMode`,
     /// `disableContainerInterface` with an IPAM plugin, a VLAN out of range, a gateway VLAN
     /// interface name over 15 bytes.
-    pub fn from_netconf(netconf: &NetConf, layer3: bool) -> CniResult<BridgeConf> {
+    pub fn from_netconf(netconf: &NetConf, layer3: bool) -> Result<BridgeConf> {
         let raw: Raw = netconf.plugin_config()?;
         let name = raw.bridge.filter(|b| !b.is_empty()).unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
         check_ifname("bridge", &name)?;
@@ -170,9 +171,8 @@ impl BridgeConf {
             return Err(invalid("hairpinMode and promiscMode cannot both be set"));
         }
         if raw.disable_container_interface && layer3 {
-            return Err(invalid("disableContainerInterface cannot be used with an IPAM plugin").with_details(
-                "an interface left down cannot use addresses; drop ipam.type for a pure layer-2 network",
-            ));
+            return Err(invalid("disableContainerInterface cannot be used with an IPAM plugin")
+                .hint("an interface left down cannot use addresses; drop ipam.type for a pure layer-2 network"));
         }
         let vlan = u16::try_from(raw.vlan)
             .ok()
@@ -217,7 +217,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn conf(extra: Value) -> CniResult<BridgeConf> {
+    fn conf(extra: Value) -> Result<BridgeConf> {
         let mut v = json!({"cniVersion": "1.1.0", "name": "n", "type": "tether", "mode": "bridge",
             "ipam": {"type": "tether-ipam"}});
         for (k, x) in extra.as_object().unwrap() {
@@ -229,8 +229,8 @@ mod tests {
 
     fn err(extra: Value) -> String {
         let e = conf(extra).unwrap_err();
-        assert_eq!(e.code, 7, "{e}");
-        e.msg
+        assert_eq!(e.to_cni().code, 7, "{e}");
+        e.to_cni().msg
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! waits (bounded, as the reference does) until none is tentative, so the result lists usable
 //! addresses. Without `enabledad` they are added with IFA_F_NODAD and nothing waits.
 
-use crate::netlink::{Netlink, NlContext};
-use conf::{CniError, CniResult, ErrorCode};
+use crate::error::{Doing, Error, Result};
+use crate::netlink::Netlink;
 use std::time::{Duration, Instant};
 
 /// The reference's `dadSettleTimeout`.
@@ -15,23 +15,23 @@ const POLL: Duration = Duration::from_millis(50);
 ///
 /// # Errors
 /// Code 100 when an address failed DAD (another host has it) or DAD did not finish in time.
-pub async fn settle(nl: &Netlink, index: u32, name: &str) -> CniResult<()> {
+pub async fn settle(nl: &Netlink, index: u32, name: &str) -> Result<()> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
-        let addrs = nl.addr_infos(index).await.or_cni(format!("read addresses of {name}"))?;
+        let addrs = nl.addr_infos(index).await.doing(format!("read addresses of {name}"))?;
         if let Some(failed) = addrs.iter().find(|a| a.dad_failed) {
-            return Err(CniError::new(
-                ErrorCode::Netlink,
+            return Err(Error::kernel_state(
                 format!("address {} of {name} failed duplicate address detection", failed.net),
+                false,
             ));
         }
         if !addrs.iter().any(|a| a.tentative) {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(CniError::new(
-                ErrorCode::Netlink,
+            return Err(Error::kernel_state(
                 format!("{name} still has tentative addresses after {SETTLE_TIMEOUT:?}"),
+                false,
             ));
         }
         tokio::time::sleep(POLL).await;

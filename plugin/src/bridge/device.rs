@@ -6,11 +6,11 @@
 use super::config::BridgeConf;
 use super::plan::port_vlans;
 use super::port;
+use crate::error::{Doing, Error, Result};
 use crate::netlink::bridge::{BridgeSpec, LinkUpdate};
 use crate::netlink::link::{Link, VethSpec};
-use crate::netlink::{Netlink, NlContext, NlError};
+use crate::netlink::{Netlink, NlError};
 use crate::sysctl;
-use conf::{CniError, CniResult, ErrorCode};
 use nix::errno::Errno;
 use std::io::Read;
 
@@ -19,33 +19,32 @@ const ARP_IGNORE_ALL: i32 = 8;
 
 /// A random locally administered unicast MAC for a new bridge. Fixed at creation, so the bridge
 /// does not take over (and then change with) the lowest MAC of its ports.
-fn random_mac() -> CniResult<[u8; 6]> {
+fn random_mac() -> Result<[u8; 6]> {
     let mut mac = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut mac))
-        .map_err(|e| CniError::new(ErrorCode::Io, format!("read /dev/urandom: {e}")))?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut mac)).map_err(|cause| Error::File {
+        doing: "read".into(),
+        path: "/dev/urandom".into(),
+        cause,
+    })?;
     mac[0] = (mac[0] & 0xfe) | 0x02;
     Ok(mac)
 }
 
 /// A failed bridge request; EOPNOTSUPP while VLANs are configured most likely means a kernel
 /// without bridge VLAN filtering, which the message then says.
-fn bridge_error(e: NlError, what: String, conf: &BridgeConf) -> CniError {
-    let unsupported = e.errno == Some(Errno::EOPNOTSUPP);
-    let err = e.into_cni(what);
-    if unsupported && conf.vlan_filtering {
-        return err.with_details(
-            "vlan/vlanTrunk need bridge VLAN filtering, which this kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)",
-        );
+fn bridge_error(e: NlError, what: String, conf: &BridgeConf) -> Error {
+    if e.errno == Some(Errno::EOPNOTSUPP) && conf.vlan_filtering {
+        return Error::kernel(what, e)
+            .hint("vlan/vlanTrunk need bridge VLAN filtering, which this kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)");
     }
-    err
+    Error::kernel(what, e)
 }
 
-fn not_a(name: &str, kind: &str, link: &Link) -> CniError {
-    CniError::new(
-        ErrorCode::Netlink,
-        format!("{name:?} already exists but is not a {kind} (it is a {})", link.kind.as_deref().unwrap_or("device")),
-    )
+fn not_a(name: &str, kind: &str, link: &Link) -> Error {
+    Error::Taken(format!(
+        "{name:?} already exists but is not a {kind} (it is a {})",
+        link.kind.as_deref().unwrap_or("device")
+    ))
 }
 
 /// What to change on an existing bridge so it matches the network: up, promiscuous if asked,
@@ -80,9 +79,9 @@ fn fixes(br: &Link, conf: &BridgeConf, group: u32) -> LinkUpdate {
 ///
 /// # Errors
 /// Code 100 when a device of that name is not a bridge, or a netlink request fails.
-pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, group: u32) -> CniResult<Link> {
+pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, group: u32) -> Result<Link> {
     let name = conf.name.as_str();
-    let mut br = match nl.link_by_name(name).await.or_cni(format!("read bridge {name}"))? {
+    let mut br = match nl.link_by_name(name).await.doing(format!("read bridge {name}"))? {
         Some(link) => link,
         None => {
             let spec = BridgeSpec {
@@ -98,9 +97,10 @@ pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, gr
                 Err(e) if e.is_exists() => {} // a concurrent ADD won: read what it made
                 Err(e) => return Err(bridge_error(e, format!("create bridge {name}"), conf)),
             }
-            nl.link_by_name(name).await.or_cni(format!("read bridge {name}"))?.ok_or_else(|| {
-                CniError::new(ErrorCode::TryAgainLater, format!("bridge {name} vanished right after its creation"))
-            })?
+            nl.link_by_name(name)
+                .await
+                .doing(format!("read bridge {name}"))?
+                .ok_or_else(|| Error::kernel_state(format!("bridge {name} vanished right after its creation"), true))?
         }
     };
     if !br.is_bridge() {
@@ -131,9 +131,9 @@ fn gateway_port_name(bridge: &str, vlan: u16) -> String {
 /// The VLAN gateway interface `<bridge>.<vlan>` (the reference's design): one end of a veth pair
 /// whose other end is a port of the bridge with the VLAN as its untagged PVID, so the gateway
 /// addresses live in the VLAN. Created if missing.
-pub async fn ensure_vlan_gateway(nl: &Netlink, br: &Link, conf: &BridgeConf, group: u32) -> CniResult<Option<Link>> {
+pub async fn ensure_vlan_gateway(nl: &Netlink, br: &Link, conf: &BridgeConf, group: u32) -> Result<Option<Link>> {
     let Some(name) = conf.vlan_gateway() else { return Ok(None) };
-    if let Some(link) = nl.link_by_name(&name).await.or_cni(format!("read {name}"))? {
+    if let Some(link) = nl.link_by_name(&name).await.doing(format!("read {name}"))? {
         return match link.kind.as_deref() {
             Some("veth") => Ok(Some(link)),
             _ => Err(not_a(&name, "veth (VLAN gateway)", &link)),
@@ -154,24 +154,25 @@ pub async fn ensure_vlan_gateway(nl: &Netlink, br: &Link, conf: &BridgeConf, gro
             let port_link = nl
                 .link_by_name(&port_name)
                 .await
-                .or_cni(format!("read {port_name}"))?
-                .ok_or_else(|| CniError::new(ErrorCode::TryAgainLater, format!("{port_name} vanished")))?;
+                .doing(format!("read {port_name}"))?
+                .ok_or_else(|| Error::kernel_state(format!("{port_name} vanished"), true))?;
             let gw_conf = BridgeConf { trunks: Vec::new(), ..conf.clone() };
             let vlans = port_vlans(&gw_conf, br.vlan_default_pvid.unwrap_or(1));
             port::configure(nl, &port_link, &LinkUpdate::default(), &vlans).await?;
         }
         Err(e) if e.is_exists() => {} // a concurrent ADD made it
-        Err(e) => return Err(e.into_cni(format!("create VLAN gateway {name} / {port_name}"))),
+        Err(e) => return Err(Error::kernel(format!("create VLAN gateway {name} / {port_name}"), e)),
     }
-    let link =
-        nl.link_by_name(&name).await.or_cni(format!("read {name}"))?.ok_or_else(|| {
-            CniError::new(ErrorCode::TryAgainLater, format!("{name} vanished right after its creation"))
-        })?;
+    let link = nl
+        .link_by_name(&name)
+        .await
+        .doing(format!("read {name}"))?
+        .ok_or_else(|| Error::kernel_state(format!("{name} vanished right after its creation"), true))?;
     if !link.up {
         // The peer of a new veth cannot be created up (see `create_veth`).
         nl.update_link(link.index, &LinkUpdate { up: true, ..LinkUpdate::default() })
             .await
-            .or_cni(format!("set {name} up"))?;
+            .doing(format!("set {name} up"))?;
     }
     Ok(Some(link))
 }

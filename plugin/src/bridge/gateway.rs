@@ -3,10 +3,10 @@
 //! another IPv4 address, or an overlapping IPv6 one, is a conflict, replaced only with
 //! `forceAddress`. Several non-overlapping IPv6 addresses may coexist (link-local included).
 
+use crate::error::{Doing, Error, Result};
 use crate::netlink::addr::AddrFlags;
 use crate::netlink::link::Link;
-use crate::netlink::{Netlink, NlContext};
-use conf::{CniError, CniResult, ErrorCode};
+use crate::netlink::Netlink;
 use ipnet::IpNet;
 
 /// The addresses of `have` that conflict with `want`.
@@ -23,32 +23,31 @@ pub fn conflicts(have: &[IpNet], want: &IpNet) -> Vec<IpNet> {
 /// # Errors
 /// Code 7 naming the link and the address when a conflicting address is present and `force` is
 /// off; 100 when a request fails.
-pub async fn ensure_addrs(nl: &Netlink, link: &Link, wanted: &[IpNet], force: bool) -> CniResult<()> {
+pub async fn ensure_addrs(nl: &Netlink, link: &Link, wanted: &[IpNet], force: bool) -> Result<()> {
     if wanted.is_empty() {
         return Ok(());
     }
-    let mut have = nl.addrs_of(link.index).await.or_cni(format!("read addresses of {}", link.name))?;
+    let mut have = nl.addrs_of(link.index).await.doing(format!("read addresses of {}", link.name))?;
     for want in wanted {
         if have.contains(want) {
             continue;
         }
         for old in conflicts(&have, want) {
             if !force {
-                return Err(CniError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("{:?} already has an IP address different from {want}", link.name),
-                )
-                .with_details(format!("it has {old}; set forceAddress to replace it")));
+                return Err(Error::config(format!("{:?} already has an IP address different from {want}", link.name))
+                    .hint(format!("it has {old}; set forceAddress to replace it")));
             }
             log::info!("forceAddress: replacing {old} on {} by {want}", link.name);
             match nl.delete_addr(link.index, old).await {
-                Err(e) if !e.is_not_found() => return Err(e.into_cni(format!("remove {old} from {}", link.name))),
+                Err(e) if !e.is_not_found() => {
+                    return Err(Error::kernel(format!("remove {old} from {}", link.name), e))
+                }
                 _ => have.retain(|a| *a != old),
             }
         }
         // The prefix route comes with the address: the node reaches the segment through it.
         match nl.add_addr(link.index, *want, AddrFlags::default()).await {
-            Err(e) if !e.is_exists() => return Err(e.into_cni(format!("add gateway {want} to {}", link.name))),
+            Err(e) if !e.is_exists() => return Err(Error::kernel(format!("add gateway {want} to {}", link.name), e)),
             _ => have.push(*want),
         }
     }

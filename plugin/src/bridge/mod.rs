@@ -19,12 +19,15 @@ mod root_tests;
 pub use check::check_node;
 
 use crate::attach::{Attachment, Undo};
+use crate::container::{self, ContainerSetup};
+use crate::context::Context;
+use crate::error::{Doing, Error, Result};
 use crate::netlink::addr::AddrFlags;
 use crate::netlink::bridge::LinkUpdate;
 use crate::netlink::link::Link;
-use crate::netlink::{Netlink, NlContext};
-use crate::{masq, ptp, runtime, spoofchk, sysctl, veth};
-use conf::{CniError, CniResult, ErrorCode, Interface, NetResult};
+use crate::netlink::Netlink;
+use crate::{sysctl, veth};
+use conf::{Interface, NetResult};
 use plan::BridgePlan;
 
 /// The links an attachment ends up with.
@@ -36,92 +39,75 @@ struct Wired {
 }
 
 /// Wire the attachment and build the result.
-pub fn wire(att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> CniResult<NetResult> {
+pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Result<NetResult> {
     let conf = &att.conf.bridge;
     let plan = plan::plan(allocated, conf, att.conf.layer3)?;
     sysctl::enable_forwarding(plan.forward_v4, plan.forward_v6)?;
-    let wired = runtime::build()?.block_on(async {
-        let host_nl = Netlink::connect()?;
-        let ctr_nl = {
-            let _in_container = att.netns.enter()?;
-            Netlink::connect()?
-        };
-        let bridge = device::ensure_bridge(&host_nl, conf, att.conf.mtu, att.group).await?;
-        let (host, container) = veth::create_pair(att, &host_nl, &ctr_nl, undo, Some(bridge.index)).await?;
-        if conf.spoofchk {
-            // Before the container's end comes up: no frame of it may pass unchecked.
-            let mac = mac_of(&container)?;
-            undo.spoofchk = true;
-            spoofchk::add(att.network(), att.container_id(), att.ifname(), &host.name, mac)?;
+    let node = &ctx.node;
+    let bridge = device::ensure_bridge(node, conf, att.conf.mtu, att.group).await?;
+    let (host, container) = veth::create_pair(node, att, undo, Some(bridge.index)).await?;
+    if conf.spoofchk {
+        // Before the container's end comes up: no frame of it may pass unchecked.
+        let mac = mac_of(&container)?;
+        undo.spoofchk = true;
+        ctx.firewall.guard_port(att.owner(), &host.name, mac)?;
+    }
+    let options = LinkUpdate {
+        hairpin: conf.hairpin.then_some(true),
+        isolated: conf.port_isolation.then_some(true),
+        ..LinkUpdate::default()
+    };
+    let vlans = plan::port_vlans(conf, bridge.vlan_default_pvid.unwrap_or(1));
+    let gateway_side = async {
+        if plan.gateway_addrs.is_empty() {
+            return Ok(None);
         }
-        let options = LinkUpdate {
-            hairpin: conf.hairpin.then_some(true),
-            isolated: conf.port_isolation.then_some(true),
-            ..LinkUpdate::default()
-        };
-        let vlans = plan::port_vlans(conf, bridge.vlan_default_pvid.unwrap_or(1));
-        let port_side = port::configure(&host_nl, &host, &options, &vlans);
-        let container_side = async {
-            let flags = AddrFlags { dad: conf.dad, ..AddrFlags::default() };
-            for addr in &plan.container_addrs {
-                // ptp's: enables IPv6 on the interface when the namespace had it disabled.
-                ptp::add_container_addr(att, &ctr_nl, container.index, *addr, flags).await?;
-            }
-            // Gratuitous ARP when it comes up: neighbours forget a reused address's old MAC.
-            let notify = LinkUpdate { arp_notify: true, ..LinkUpdate::default() };
-            ctr_nl.update_link(container.index, &notify).await.or_cni(format!("set arp_notify on {}", att.ifname()))
-        };
-        let gateway_side = async {
-            if plan.gateway_addrs.is_empty() {
-                return Ok(None);
-            }
-            let vlan_gateway = device::ensure_vlan_gateway(&host_nl, &bridge, conf, att.group).await?;
-            let target = vlan_gateway.as_ref().unwrap_or(&bridge);
-            gateway::ensure_addrs(&host_nl, target, &plan.gateway_addrs, conf.force_address).await?;
-            Ok::<Option<Link>, CniError>(vlan_gateway)
-        };
-        let (p, c, g) = tokio::join!(port_side, container_side, gateway_side);
-        p?;
-        c?;
-        let vlan_gateway = g?;
-        if !conf.no_container_iface {
-            ctr_nl.set_up(container.index).await.or_cni(format!("set {} up", att.ifname()))?;
-            for route in &plan.container_routes {
-                ctr_nl.add_route(container.index, route).await.or_cni(format!(
-                    "add route {}{} in the container",
-                    route.dst,
-                    route.gw.map(|g| format!(" via {g}")).unwrap_or_default()
-                ))?;
-            }
-            let gw_link = vlan_gateway.as_ref().unwrap_or(&bridge);
-            let (s, e, n) = tokio::join!(
-                seed_neighbours(&host_nl, &ctr_nl, &plan, gw_link, &container),
-                port::wait_enabled(&host_nl, host.index, &host.name),
-                async {
-                    match conf.dad && plan.container_addrs.iter().any(|a| a.addr().is_ipv6()) {
-                        true => dad::settle(&ctr_nl, container.index, att.ifname()).await,
-                        false => Ok(()),
-                    }
+        let vlan_gateway = device::ensure_vlan_gateway(node, &bridge, conf, att.group).await?;
+        let target = vlan_gateway.as_ref().unwrap_or(&bridge);
+        gateway::ensure_addrs(node, target, &plan.gateway_addrs, conf.force_address).await?;
+        Ok::<Option<Link>, Error>(vlan_gateway)
+    };
+    // The port's options and VLANs before the container's end comes up (see `port::configure`).
+    let (p, g) = tokio::join!(port::configure(node, &host, &options, &vlans), gateway_side);
+    p?;
+    let vlan_gateway = g?;
+    let setup = ContainerSetup {
+        addrs: &plan.container_addrs,
+        flags: AddrFlags { dad: conf.dad, ..AddrFlags::default() },
+        arp_notify: true,
+        up: !conf.no_container_iface,
+        routes: &plan.container_routes,
+    };
+    container::configure(att, container.index, &setup).await?;
+    if !conf.no_container_iface {
+        let gw_link = vlan_gateway.as_ref().unwrap_or(&bridge);
+        let (s, e, n) = tokio::join!(
+            seed_neighbours(node, &att.ctr, &plan, gw_link, &container),
+            port::wait_enabled(node, host.index, &host.name),
+            async {
+                match conf.dad && plan.container_addrs.iter().any(|a| a.addr().is_ipv6()) {
+                    true => dad::settle(&att.ctr, container.index, att.ifname()).await,
+                    false => Ok(()),
                 }
-            );
-            s.and(e).and(n)?;
-        }
-        // The bridge's MAC as it is now (one that tether did not create follows its ports).
-        let bridge = host_nl.link_by_index(bridge.index).await.or_cni(format!("read {}", conf.name))?.unwrap_or(bridge);
-        Ok::<Wired, CniError>(Wired { bridge, host, container, vlan_gateway })
-    })?;
+            }
+        );
+        s.and(e).and(n)?;
+    }
+    // The bridge's MAC as it is now (one that tether did not create follows its ports).
+    let bridge = node.link_by_index(bridge.index).await.doing(format!("read {}", conf.name))?.unwrap_or(bridge);
+    let wired = Wired { bridge, host, container, vlan_gateway };
     if att.conf.ip_masq {
         undo.masq = true;
-        masq::add(att.network(), att.container_id(), att.ifname(), &allocated.ips, &att.conf.non_masquerade)?;
+        ctx.firewall.masquerade(att.owner(), &allocated.ips, &att.conf.non_masquerade)?;
     }
     Ok(result(att, allocated, plan, &wired))
 }
 
-fn mac_of(link: &Link) -> CniResult<[u8; 6]> {
+fn mac_of(link: &Link) -> Result<[u8; 6]> {
     link.mac
         .as_deref()
         .and_then(|m| <[u8; 6]>::try_from(m).ok())
-        .ok_or_else(|| CniError::new(ErrorCode::Netlink, format!("{} has no Ethernet address", link.name)))
+        .ok_or_else(|| Error::kernel_state(format!("{} has no Ethernet address", link.name), false))
 }
 
 /// Gateway mode, IPv6: seed the node's neighbour entry for the container and the container's for
@@ -134,7 +120,7 @@ async fn seed_neighbours(
     plan: &BridgePlan,
     gw_link: &Link,
     container: &Link,
-) -> CniResult<()> {
+) -> Result<()> {
     let (Some(gw_mac), Some(ctr_mac)) = (&gw_link.mac, &container.mac) else { return Ok(()) };
     for ip in plan.ips.iter().filter(|ip| ip.address.addr().is_ipv6()) {
         let Some(gw) = ip.gateway.filter(|_| !plan.gateway_addrs.is_empty()) else { continue };
@@ -143,8 +129,8 @@ async fn seed_neighbours(
             host_nl.seed_neighbour(gw_link.index, addr, ctr_mac),
             ctr_nl.seed_neighbour(container.index, gw, gw_mac)
         );
-        h.or_cni(format!("seed neighbour {addr}"))?;
-        c.or_cni(format!("seed neighbour {gw}"))?;
+        h.doing(format!("seed neighbour {addr}"))?;
+        c.doing(format!("seed neighbour {gw}"))?;
     }
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! VLANs. Follows the reference `bridge` plugin (`calcGateways`, `setupVeth`) except where noted.
 
 use super::config::BridgeConf;
+use crate::error::{Error, Result};
 use crate::netlink::bridge::PortVlan;
 use crate::netlink::route::RouteSpec;
-use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Route};
+use conf::{IpConfig, NetResult, Route};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -49,12 +50,12 @@ fn default_route(v4: bool) -> IpNet {
 ///
 /// # Errors
 /// Code 7 when IPAM returned no address, or when the gateway would be the container's address.
-pub fn plan(ipam: &NetResult, conf: &BridgeConf, layer3: bool) -> CniResult<BridgePlan> {
+pub fn plan(ipam: &NetResult, conf: &BridgeConf, layer3: bool) -> Result<BridgePlan> {
     if !layer3 {
         return Ok(BridgePlan::default());
     }
     if ipam.ips.is_empty() {
-        return Err(CniError::new(ErrorCode::InvalidConfig, "IPAM plugin returned missing IP config"));
+        return Err(Error::config("IPAM plugin returned missing IP config"));
     }
     let mut p = BridgePlan { routes: ipam.routes.clone(), ..BridgePlan::default() };
     for ip in &ipam.ips {
@@ -65,11 +66,8 @@ pub fn plan(ipam: &NetResult, conf: &BridgeConf, layer3: bool) -> CniResult<Brid
             (None, false) => None,
         };
         if conf.is_gateway && gateway == Some(ip.address.addr()) {
-            return Err(CniError::new(
-                ErrorCode::InvalidConfig,
-                format!("the gateway {} is the container's own address", ip.address.addr()),
-            )
-            .with_details("set the IPAM range's gateway, or start the range after it"));
+            return Err(Error::config(format!("the gateway {} is the container's own address", ip.address.addr()))
+                .hint("set the IPAM range's gateway, or start the range after it"));
         }
         p.ips.push(IpConfig { address: ip.address, gateway, interface: Some(2) });
         p.container_addrs.push(ip.address);
@@ -203,10 +201,10 @@ mod tests {
 
     #[test]
     fn errors_and_layer_two() {
-        assert_eq!(plan(&NetResult::default(), &gw_conf(false), true).unwrap_err().code, 7);
+        assert_eq!(plan(&NetResult::default(), &gw_conf(false), true).unwrap_err().to_cni().code, 7);
         assert_eq!(plan(&NetResult::default(), &gw_conf(true), false).unwrap(), BridgePlan::default());
         let e = plan(&ipam(&[("198.18.30.1/24", None)], &[]), &gw_conf(false), true).unwrap_err();
-        assert!(e.msg.contains("own address"), "{e}");
+        assert!(e.to_cni().msg.contains("own address"), "{e}");
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! right after creation, and waiting until it forwards.
 
 use super::plan::PortVlans;
+use crate::error::{Doing, Error, Result};
 use crate::netlink::bridge::LinkUpdate;
 use crate::netlink::link::{Link, PORT_DISABLED};
-use crate::netlink::{Netlink, NlContext};
-use conf::{CniError, CniResult, ErrorCode};
+use crate::netlink::Netlink;
 use std::time::{Duration, Instant};
 
 /// Configure a new port: `options` (hairpin, isolation) plus no IPv6 address generation (a
@@ -13,25 +13,25 @@ use std::time::{Duration, Instant};
 /// one request; then its VLANs (the default VLAN removed before the others are added). Must run
 /// before the container's end comes up: the port has no carrier, so no link-local address, until
 /// then.
-pub async fn configure(nl: &Netlink, port: &Link, options: &LinkUpdate, vlans: &PortVlans) -> CniResult<()> {
+pub async fn configure(nl: &Netlink, port: &Link, options: &LinkUpdate, vlans: &PortVlans) -> Result<()> {
     let update = LinkUpdate { addr_gen_none: port.addr_gen_mode.is_some(), ..options.clone() };
     let settings = async {
         if update.is_empty() {
             return Ok(());
         }
-        nl.update_link(port.index, &update).await.or_cni(format!("configure bridge port {}", port.name))
+        nl.update_link(port.index, &update).await.doing(format!("configure bridge port {}", port.name))
     };
     let vlan_changes = async {
         if !vlans.remove.is_empty() {
             nl.del_port_vlans(port.index, &vlans.remove)
                 .await
-                .or_cni(format!("remove VLAN(s) {:?} from {}", vlans.remove, port.name))?;
+                .doing(format!("remove VLAN(s) {:?} from {}", vlans.remove, port.name))?;
         }
         if !vlans.add.is_empty() {
             let vids: Vec<u16> = vlans.add.iter().map(|v| v.vid).collect();
-            nl.add_port_vlans(port.index, &vlans.add).await.or_cni(format!("add VLAN(s) {vids:?} to {}", port.name))?;
+            nl.add_port_vlans(port.index, &vlans.add).await.doing(format!("add VLAN(s) {vids:?} to {}", port.name))?;
         }
-        Ok::<(), CniError>(())
+        Ok::<(), Error>(())
     };
     let (s, v) = tokio::join!(settings, vlan_changes);
     s.and(v)
@@ -48,7 +48,7 @@ const ENABLE_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// # Errors
 /// Code 11 when it is still disabled after [`ENABLE_TIMEOUT`] (is the bridge down?).
-pub async fn wait_enabled(nl: &Netlink, index: u32, name: &str) -> CniResult<()> {
+pub async fn wait_enabled(nl: &Netlink, index: u32, name: &str) -> Result<()> {
     let deadline = Instant::now() + ENABLE_TIMEOUT;
     let mut pause = Duration::from_micros(500);
     let mut polls = 0u32;
@@ -56,8 +56,8 @@ pub async fn wait_enabled(nl: &Netlink, index: u32, name: &str) -> CniResult<()>
         let link = nl
             .link_by_index(index)
             .await
-            .or_cni(format!("read {name}"))?
-            .ok_or_else(|| CniError::new(ErrorCode::Netlink, format!("bridge port {name} vanished")))?;
+            .doing(format!("read {name}"))?
+            .ok_or_else(|| Error::kernel_state(format!("bridge port {name} vanished"), false))?;
         match link.port_state {
             Some(PORT_DISABLED) => {}
             Some(_) => {
@@ -66,14 +66,11 @@ pub async fn wait_enabled(nl: &Netlink, index: u32, name: &str) -> CniResult<()>
                 }
                 return Ok(());
             }
-            None => return Err(CniError::new(ErrorCode::Netlink, format!("{name} is no longer a bridge port"))),
+            None => return Err(Error::kernel_state(format!("{name} is no longer a bridge port"), false)),
         }
         if Instant::now() >= deadline {
-            return Err(CniError::new(
-                ErrorCode::TryAgainLater,
-                format!("bridge port {name} is still disabled after {ENABLE_TIMEOUT:?}"),
-            )
-            .with_details("is the bridge up?"));
+            return Err(Error::Busy(format!("bridge port {name} is still disabled after {ENABLE_TIMEOUT:?}"))
+                .hint("is the bridge up?"));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));

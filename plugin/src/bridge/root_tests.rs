@@ -58,8 +58,8 @@ fn vlan_filtering_supported() -> bool {
 /// Without VLAN filtering in the kernel, a VLAN configuration fails with a message that says so.
 async fn assert_vlans_refused_clearly(nl: &Netlink, conf: &BridgeConf) {
     let err = device::ensure_bridge(nl, conf, None, GROUP).await.unwrap_err();
-    assert_eq!(err.code, 100, "{err}");
-    assert!(err.details.contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{err:?}");
+    assert_eq!(err.to_cni().code, 100, "{err}");
+    assert!(err.to_cni().details.contains("CONFIG_BRIDGE_VLAN_FILTERING"), "{err:?}");
     eprintln!("note: this kernel has no bridge VLAN filtering; checked the error instead");
 }
 
@@ -119,8 +119,8 @@ fn a_device_that_is_not_a_bridge_is_refused_and_left_alone() {
         tool("ip", &["link", "add", "tbr0", "type", "veth", "peer", "name", "tbr0p"]);
         let before = nl.link_by_name("tbr0").await.unwrap().unwrap();
         let err = device::ensure_bridge(&nl, &sealed("tbr0"), None, GROUP).await.unwrap_err();
-        assert_eq!(err.code, 100);
-        assert!(err.msg.contains("not a bridge") && err.msg.contains("veth"), "{err}");
+        assert_eq!(err.to_cni().code, 100);
+        assert!(err.to_cni().msg.contains("not a bridge") && err.to_cni().msg.contains("veth"), "{err}");
         assert_eq!(nl.link_by_name("tbr0").await.unwrap().unwrap(), before, "the device was changed");
     });
 }
@@ -214,7 +214,7 @@ fn the_wait_ends_when_the_port_is_enabled() {
         assert_ne!(now.port_state, Some(PORT_DISABLED));
         // not a port: an error, not a hang
         let err = port::wait_enabled(&nl, br.index, "tbr0").await.unwrap_err();
-        assert!(err.msg.contains("no longer a bridge port"), "{err}");
+        assert!(err.to_cni().msg.contains("no longer a bridge port"), "{err}");
     });
 }
 

@@ -5,7 +5,6 @@ use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::RouteNetlinkMessage;
-use std::future::Future;
 
 /// How an address is added.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,14 +59,8 @@ impl Netlink {
     /// IFA_F_NODAD: they are usable at once instead of after ~1-2 s of duplicate address
     /// detection, which is what makes a dual-stack ADD take milliseconds (the addresses come
     /// from IPAM, which guarantees uniqueness on this link) unless `flags.dad` asks for DAD.
-    /// Queued when called (see `Netlink::request`).
-    pub fn add_addr(
-        &self,
-        index: u32,
-        addr: IpNet,
-        flags: AddrFlags,
-    ) -> impl Future<Output = Result<(), NlError>> + 'static {
-        self.ack(new_address(index, addr, flags), NLM_F_CREATE | NLM_F_EXCL)
+    pub async fn add_addr(&self, index: u32, addr: IpNet, flags: AddrFlags) -> Result<(), NlError> {
+        self.ack(new_address(index, addr, flags), NLM_F_CREATE | NLM_F_EXCL).await
     }
 
     /// Delete `addr` from link `index`. EADDRNOTAVAIL when it is not there.

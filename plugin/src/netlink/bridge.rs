@@ -147,6 +147,45 @@ fn af_spec(update: &LinkUpdate) -> Option<LinkAttribute> {
     (!specs.is_empty()).then_some(LinkAttribute::AfSpecUnspec(specs))
 }
 
+/// The RTM_NEWLINK (changelink) message for [`Netlink::update_link`].
+pub(crate) fn update_message(index: u32, update: &LinkUpdate) -> RouteNetlinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    if update.up {
+        msg.header.flags |= LinkFlags::Up;
+        msg.header.change_mask |= LinkFlags::Up;
+    }
+    if let Some(on) = update.promisc {
+        if on {
+            msg.header.flags |= LinkFlags::Promisc;
+        }
+        msg.header.change_mask |= LinkFlags::Promisc;
+    }
+    if let Some(group) = update.group {
+        msg.attributes.push(LinkAttribute::Group(group));
+    }
+    if let Some(spec) = af_spec(update) {
+        msg.attributes.push(spec);
+    }
+    if let Some(on) = update.vlan_filtering {
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(on)])),
+        ]));
+    }
+    let mut port = Vec::new();
+    if let Some(on) = update.hairpin {
+        port.push(InfoBridgePort::HairpinMode(on));
+    }
+    if let Some(on) = update.isolated {
+        port.push(InfoBridgePort::Isolated(on));
+    }
+    if !port.is_empty() {
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::PortData(InfoPortData::BridgePort(port))]));
+    }
+    RouteNetlinkMessage::NewLink(msg)
+}
+
 impl Netlink {
     /// Create a bridge, up, in one request. Fails with EEXIST when the name is taken (whatever
     /// the existing link is); then nothing was created or changed.
@@ -176,41 +215,7 @@ impl Netlink {
     /// kernel's changelink). `vlan_filtering` requires the link to be a bridge; `hairpin` and
     /// `isolated` require it to be a bridge port.
     pub async fn update_link(&self, index: u32, update: &LinkUpdate) -> Result<(), NlError> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
-        if update.up {
-            msg.header.flags |= LinkFlags::Up;
-            msg.header.change_mask |= LinkFlags::Up;
-        }
-        if let Some(on) = update.promisc {
-            if on {
-                msg.header.flags |= LinkFlags::Promisc;
-            }
-            msg.header.change_mask |= LinkFlags::Promisc;
-        }
-        if let Some(group) = update.group {
-            msg.attributes.push(LinkAttribute::Group(group));
-        }
-        if let Some(spec) = af_spec(update) {
-            msg.attributes.push(spec);
-        }
-        if let Some(on) = update.vlan_filtering {
-            msg.attributes.push(LinkAttribute::LinkInfo(vec![
-                LinkInfo::Kind(InfoKind::Bridge),
-                LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(on)])),
-            ]));
-        }
-        let mut port = Vec::new();
-        if let Some(on) = update.hairpin {
-            port.push(InfoBridgePort::HairpinMode(on));
-        }
-        if let Some(on) = update.isolated {
-            port.push(InfoBridgePort::Isolated(on));
-        }
-        if !port.is_empty() {
-            msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::PortData(InfoPortData::BridgePort(port))]));
-        }
-        self.ack(RouteNetlinkMessage::NewLink(msg), 0).await
+        self.ack(update_message(index, update), 0).await
     }
 
     /// Add (or update the flags of) VLANs on bridge port `index`, like `bridge vlan add`.

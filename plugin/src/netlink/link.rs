@@ -8,7 +8,6 @@ use netlink_packet_route::link::{
     InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use std::future::Future;
 use std::os::fd::RawFd;
 
 /// BR_STATE_DISABLED: a bridge port that does not forward (no carrier yet, or the bridge is down).
@@ -309,15 +308,13 @@ impl Netlink {
     /// pending linkwatch work of the device first (`rtnl_getlink` calls `linkwatch_sync_dev`),
     /// so one get per end makes the pair usable at once. Older kernels answer with the stale
     /// state: `false` then, and the caller works around it.
-    ///
-    /// Queued when called (see `Netlink::request`).
-    pub fn sync_link_state(&self, index: u32) -> impl Future<Output = Result<bool, NlError>> + 'static {
-        let replies = self.get(get_by_index(index));
-        async move { Ok(oper_up(&replies.await?)) }
+    pub async fn sync_link_state(&self, index: u32) -> Result<bool, NlError> {
+        Ok(oper_up(&self.get(get_by_index(index)).await?))
     }
 
-    /// Set the link `index` up. Queued when called (see `Netlink::request`).
-    pub fn set_up(&self, index: u32) -> impl Future<Output = Result<(), NlError>> + 'static {
-        self.ack(set_up_message(index), 0)
+    /// Set the link `index` up (ADD sends it in a `Batch`; the tests one by one).
+    #[cfg(test)]
+    pub async fn set_up(&self, index: u32) -> Result<(), NlError> {
+        self.ack(set_up_message(index), 0).await
     }
 }

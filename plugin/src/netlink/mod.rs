@@ -1,6 +1,6 @@
 //! A thin layer over a `netlink-proto` route connection: one connection per namespace, every
-//! request bounded by a timeout, errors turned into CNI errors that name the operation and the
-//! object.
+//! request bounded by a timeout; failures are [`NlError`]s, which callers name with
+//! `error::Doing::doing` (the operation and the object).
 //!
 //! A [`Netlink`] acts in the namespace its socket was created in (see `netns.rs`): create it on
 //! the main thread, switched into the target namespace for the synchronous `connect` call only.
@@ -9,10 +9,12 @@
 //! requests for one namespace can travel as one datagram ([`Batch`]).
 //!
 //! Round trips are what an ADD costs (the kernel work behind most requests is microseconds), so
-//! two rules: a request is queued when its method is *called* (so requests made one after the
-//! other on different sockets overlap), and dependent requests for one namespace go together in
-//! a [`Batch`]. (`netlink-proto` sends one queued request per wake-up of its connection, so
-//! separate requests on one socket would still cost a round trip each.)
+//! two rules: requests to different namespaces that do not depend on each other are awaited
+//! together (`tokio::join!`, so they overlap), and dependent requests for one namespace go
+//! together in a [`Batch`], whose answers are read by slot. A request is an ordinary future: it
+//! goes out when first polled, so the order requests reach the kernel is the order they are
+//! awaited, never the order they were written. (`netlink-proto` sends one queued request per
+//! wake-up of its connection, so separate requests on one socket cost a round trip each.)
 
 pub mod addr;
 mod batch;
@@ -24,7 +26,7 @@ mod nsid;
 mod root_tests;
 pub mod route;
 
-use conf::{CniError, CniResult, ErrorCode};
+use crate::error::Error;
 use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -32,7 +34,6 @@ use netlink_proto::sys::protocols::NETLINK_ROUTE;
 use netlink_proto::sys::SocketAddr;
 use netlink_proto::ConnectionHandle;
 use nix::errno::Errno;
-use std::future::Future;
 use std::time::Duration;
 
 /// How long one request may take before it is an error: a hang is worse than a clear failure.
@@ -50,12 +51,12 @@ pub struct NlError {
 }
 
 impl NlError {
-    fn other(text: impl Into<String>) -> NlError {
+    pub(crate) fn other(text: impl Into<String>) -> NlError {
         NlError { errno: None, text: text.into() }
     }
 
     /// The kernel's answer `-errno`.
-    fn kernel(code: i32) -> NlError {
+    pub(crate) fn kernel(code: i32) -> NlError {
         let errno = Errno::from_raw(-code);
         NlError { errno: Some(errno), text: errno.desc().to_string() }
     }
@@ -69,15 +70,6 @@ impl NlError {
     pub fn is_exists(&self) -> bool {
         self.errno == Some(Errno::EEXIST)
     }
-
-    /// Turn into a CNI error (code 100, 11 for EBUSY/EAGAIN) naming what was being done.
-    pub fn into_cni(self, what: impl std::fmt::Display) -> CniError {
-        let code = match self.errno {
-            Some(Errno::EBUSY | Errno::EAGAIN) => ErrorCode::TryAgainLater,
-            _ => ErrorCode::Netlink,
-        };
-        CniError::new(code, format!("{what}: {}", self.text))
-    }
 }
 
 impl std::fmt::Display for NlError {
@@ -86,19 +78,7 @@ impl std::fmt::Display for NlError {
     }
 }
 
-/// Extension to attach the "what" to netlink results.
-pub trait NlContext<T> {
-    /// Map the error into a CNI error whose message starts with `what`.
-    fn or_cni(self, what: impl std::fmt::Display) -> CniResult<T>;
-}
-
-impl<T> NlContext<T> for Result<T, NlError> {
-    fn or_cni(self, what: impl std::fmt::Display) -> CniResult<T> {
-        self.map_err(|e| e.into_cni(what))
-    }
-}
-
-pub use batch::{next_outcome, Outcomes};
+pub use batch::{Outcomes, Slot};
 
 /// The netlink address family of `ip`.
 fn family(ip: &std::net::IpAddr) -> netlink_packet_route::AddressFamily {
@@ -120,10 +100,10 @@ impl Netlink {
     /// called inside the tokio runtime; performs no await.
     ///
     /// # Errors
-    /// Code 100 when the socket cannot be opened.
-    pub fn connect() -> CniResult<Netlink> {
+    /// When the socket cannot be opened.
+    pub fn connect() -> crate::error::Result<Netlink> {
         let (mut connection, handle, _) = netlink_proto::new_connection(NETLINK_ROUTE)
-            .map_err(|e| CniError::new(ErrorCode::Netlink, format!("open netlink socket: {e}")))?;
+            .map_err(|e| Error::Kernel { doing: "open netlink socket".into(), cause: NlError::other(e.to_string()) })?;
         // Every request of a batch answers, a change with an ACK: a batch tells its requests'
         // outcomes apart only if the ACKs reach it too (netlink-proto drops them by default).
         connection.set_forward_ack(true);
@@ -131,69 +111,46 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
-    /// Queue one request now and return a future that collects its replies (an ACK-only
-    /// request returns no messages).
-    ///
-    /// The request is handed to the connection when this is *called*, not when the future is
-    /// first polled: requests made one after the other go out in that order, and the kernel
-    /// handles a socket's requests strictly in order, each to completion. So a caller can make
-    /// several dependent requests (an address, then the route that uses it as source) and await
-    /// them together: the order is kept and the whole batch costs one round trip.
-    fn request(
-        &self,
-        message: RouteNetlinkMessage,
-        flags: u16,
-    ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
+    /// Send one request and collect its replies (an ACK-only request returns no messages).
+    async fn request(&self, message: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, NlError> {
         let mut req = NetlinkMessage::from(message);
         req.header.flags = flags | NLM_F_REQUEST;
-        let queued = self.handle.request(req, SocketAddr::new(0, 0));
-        async move {
-            let mut stream = queued.map_err(|e| NlError::other(format!("netlink request failed: {e}")))?;
-            let collect = async move {
-                let mut replies = Vec::new();
-                while let Some(msg) = stream.next().await {
-                    match msg.payload {
-                        NetlinkPayload::InnerMessage(inner) => replies.push(inner),
-                        NetlinkPayload::Error(err) => {
-                            if let Some(code) = err.code {
-                                return Err(NlError::kernel(code.get()));
-                            }
+        let mut stream = self
+            .handle
+            .request(req, SocketAddr::new(0, 0))
+            .map_err(|e| NlError::other(format!("netlink request failed: {e}")))?;
+        let collect = async move {
+            let mut replies = Vec::new();
+            while let Some(msg) = stream.next().await {
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(inner) => replies.push(inner),
+                    NetlinkPayload::Error(err) => {
+                        if let Some(code) = err.code {
+                            return Err(NlError::kernel(code.get()));
                         }
-                        _ => {}
                     }
+                    _ => {}
                 }
-                Ok(replies)
-            };
-            tokio::time::timeout(REQUEST_TIMEOUT, collect)
-                .await
-                .map_err(|_| NlError::other(format!("no answer from the kernel within {REQUEST_TIMEOUT:?}")))?
-        }
+            }
+            Ok(replies)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, collect)
+            .await
+            .map_err(|_| NlError::other(format!("no answer from the kernel within {REQUEST_TIMEOUT:?}")))?
     }
 
-    /// A request that changes state and expects only an acknowledgement (queued at once, see
-    /// [`Netlink::request`]).
-    pub(crate) fn ack(
-        &self,
-        message: RouteNetlinkMessage,
-        flags: u16,
-    ) -> impl Future<Output = Result<(), NlError>> + 'static {
-        let replies = self.request(message, flags | NLM_F_ACK);
-        async move { replies.await.map(|_| ()) }
+    /// A request that changes state and expects only an acknowledgement.
+    pub(crate) async fn ack(&self, message: RouteNetlinkMessage, flags: u16) -> Result<(), NlError> {
+        self.request(message, flags | NLM_F_ACK).await.map(|_| ())
     }
 
-    /// A get of one object (queued at once).
-    pub(crate) fn get(
-        &self,
-        message: RouteNetlinkMessage,
-    ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
-        self.request(message, 0)
+    /// A get of one object.
+    pub(crate) async fn get(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        self.request(message, 0).await
     }
 
     /// A dump.
-    pub(crate) fn dump(
-        &self,
-        message: RouteNetlinkMessage,
-    ) -> impl Future<Output = Result<Vec<RouteNetlinkMessage>, NlError>> + 'static {
-        self.request(message, NLM_F_DUMP)
+    pub(crate) async fn dump(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        self.request(message, NLM_F_DUMP).await
     }
 }

@@ -12,18 +12,11 @@ use super::{family, Netlink, NlError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_packet_route::RouteNetlinkMessage;
-use std::future::Future;
 use std::net::IpAddr;
 
 impl Netlink {
     /// Add (or replace) a STALE neighbour entry `ip` → `mac` on link `index`.
-    /// Queued when called (see `Netlink::request`).
-    pub fn seed_neighbour(
-        &self,
-        index: u32,
-        ip: IpAddr,
-        mac: &[u8],
-    ) -> impl Future<Output = Result<(), NlError>> + 'static {
+    pub async fn seed_neighbour(&self, index: u32, ip: IpAddr, mac: &[u8]) -> Result<(), NlError> {
         let mut msg = NeighbourMessage::default();
         msg.header.family = family(&ip);
         msg.header.ifindex = index;
@@ -33,6 +26,6 @@ impl Netlink {
             IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
         }));
         msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.ack(RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE)
+        self.ack(RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE).await
     }
 }

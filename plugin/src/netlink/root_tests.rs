@@ -8,7 +8,7 @@
 use super::addr::AddrFlags;
 use super::link::VethSpec;
 use super::route::{scope, RouteSpec};
-use super::Netlink;
+use super::{Netlink, NlError};
 use crate::netns::{self, Netns};
 use crate::testns::{in_new_netns, json, new_netns, tool};
 use ipnet::IpNet;
@@ -257,23 +257,27 @@ fn a_batch_runs_in_order_and_reports_each_request() {
         // Each request depends on the one before (the route needs the address as its source
         // and the link up); the second address is a duplicate, and only it fails.
         let mut batch = ctr.batch();
-        batch.add_addr(eth0.index, net("198.18.8.2/24"), flags);
-        batch.add_addr(eth0.index, net("198.18.8.2/24"), flags);
-        batch.set_up(eth0.index);
-        batch.get_link(eth0.index);
-        batch.add_route(eth0.index, &route);
-        let outcomes = batch.send().await.unwrap();
-        assert_eq!(outcomes.len(), 5);
-        assert!(outcomes[0].as_ref().is_ok_and(Vec::is_empty), "{:?}", outcomes[0]);
-        assert!(outcomes[1].as_ref().is_err_and(|e| e.is_exists()), "{:?}", outcomes[1]);
-        assert!(outcomes[2].is_ok());
-        let got = outcomes[3].as_ref().unwrap();
-        assert_eq!(super::link::link_of(got.clone()).map(|l| (l.name, l.up)), Some(("eth0".to_string(), true)));
-        assert!(outcomes[4].is_ok(), "{:?}", outcomes[4]);
+        let first = batch.add_addr(eth0.index, net("198.18.8.2/24"), flags);
+        let duplicate = batch.add_addr(eth0.index, net("198.18.8.2/24"), flags);
+        let up = batch.set_up(eth0.index);
+        let get = batch.get_link(eth0.index);
+        let route_slot = batch.add_route(eth0.index, &route);
+        let mut outcomes = batch.send().await.unwrap();
+        // Read out of order: each answer is its own request's.
+        assert!(outcomes.take(route_slot).is_ok());
+        let got = outcomes.take(get).unwrap();
+        assert_eq!(super::link::link_of(got).map(|l| (l.name, l.up)), Some(("eth0".to_string(), true)));
+        assert!(outcomes.error(duplicate).is_some_and(NlError::is_exists));
+        assert!(outcomes.take(duplicate).is_err());
+        assert!(outcomes.take(first).is_ok_and(|r| r.is_empty()));
+        assert!(outcomes.take(up).is_ok());
+        // Each outcome is taken once; a second take is an error, not another request's answer.
+        assert!(outcomes.take(first).is_err());
         assert_eq!(routes_to(&ctr_ns, false, "198.18.8.1")[0]["prefsrc"], "198.18.8.2");
 
         // An empty batch sends nothing and answers at once.
-        assert!(ctr.batch().send().await.unwrap().is_empty());
+        let mut empty = ctr.batch().send().await.unwrap();
+        assert!(empty.take(first).is_err());
     });
 }
 

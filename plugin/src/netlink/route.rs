@@ -2,13 +2,11 @@
 
 use super::{family, Netlink, NlError};
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::errno::Errno;
-use std::future::Future;
 use std::net::IpAddr;
 
 /// The main routing table (RT_TABLE_MAIN).
@@ -122,9 +120,10 @@ pub(crate) fn new_route(oif: u32, spec: &RouteSpec) -> RouteNetlinkMessage {
 }
 
 impl Netlink {
-    /// Add `spec` through link `oif`. Queued when called (see `Netlink::request`).
-    pub fn add_route(&self, oif: u32, spec: &RouteSpec) -> impl Future<Output = Result<(), NlError>> + 'static {
-        self.ack(new_route(oif, spec), NLM_F_CREATE | NLM_F_EXCL)
+    /// Add `spec` through link `oif` (ADD sends it in a `Batch`; the tests one by one).
+    #[cfg(test)]
+    pub async fn add_route(&self, oif: u32, spec: &RouteSpec) -> Result<(), NlError> {
+        self.ack(new_route(oif, spec), netlink_packet_core::NLM_F_CREATE | netlink_packet_core::NLM_F_EXCL).await
     }
 
     /// The output interface the node would use for `dst`, by a route lookup (`ip route get`):

@@ -7,8 +7,9 @@
 //! - node: `<gw>/32` (/128) on the node end (every node end of the network carries the same
 //!   gateway address) and `<ip>/32 dev <node end> scope host`.
 
+use crate::error::{Error, Result};
 use crate::netlink::route::{scope, RouteSpec};
-use conf::{CniError, CniResult, ErrorCode, NetResult};
+use conf::NetResult;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -33,16 +34,16 @@ fn host_prefix(ip: IpAddr) -> IpNet {
 ///
 /// # Errors
 /// Code 7 when IPAM returned no address, or an address without a gateway.
-pub fn plan(ipam: &NetResult) -> CniResult<PtpPlan> {
+pub fn plan(ipam: &NetResult) -> Result<PtpPlan> {
     if ipam.ips.is_empty() {
-        return Err(CniError::new(ErrorCode::InvalidConfig, "IPAM plugin returned missing IP config"));
+        return Err(Error::config("IPAM plugin returned missing IP config"));
     }
     let mut p = PtpPlan { container_addrs: vec![], container_routes: vec![], host_addrs: vec![], host_routes: vec![] };
     for ip in &ipam.ips {
         let addr = ip.address.addr();
         let gw = ip.gateway.ok_or_else(|| {
-            CniError::new(ErrorCode::InvalidConfig, format!("IPAM returned {} without a gateway", ip.address))
-                .with_details("ptp routes through the gateway address on the node end")
+            Error::config(format!("IPAM returned {} without a gateway", ip.address))
+                .hint("ptp routes through the gateway address on the node end")
         })?;
         p.container_addrs.push(ip.address);
         p.container_routes.push(RouteSpec {
@@ -149,9 +150,9 @@ mod tests {
 
     #[test]
     fn missing_gateway_or_addresses_are_errors() {
-        assert_eq!(plan(&NetResult::default()).err().map(|e| e.code), Some(7));
+        assert_eq!(plan(&NetResult::default()).err().map(|e| e.to_cni().code), Some(7));
         let mut r = ipam(&[("198.18.1.5/24", "198.18.1.1")], &[]);
         r.ips[0].gateway = None;
-        assert_eq!(plan(&r).err().map(|e| e.code), Some(7));
+        assert_eq!(plan(&r).err().map(|e| e.to_cni().code), Some(7));
     }
 }

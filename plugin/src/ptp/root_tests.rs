@@ -6,6 +6,7 @@
 use crate::attach::{Attachment, Undo};
 use crate::config::tests::request;
 use crate::config::PluginConf;
+use crate::context::Context;
 use crate::netns::{self, Netns};
 use crate::testns::{can_run, new_netns, tool};
 use crate::veth;
@@ -63,21 +64,23 @@ fn allocated(v4: bool, v6: bool) -> NetResult {
 }
 
 /// Wire `eth0` of `ctr` as ADD would after IPAM; the result and what was recorded for undo.
-fn wire(ctr: &Netns, ipam: &NetResult) -> (conf::CniResult<NetResult>, Undo) {
+fn wire(ctr: &Netns, ipam: &NetResult) -> (crate::error::Result<NetResult>, Undo) {
     let req = request(
         json!({"cniVersion": "1.1.0", "name": "ptptest", "type": "tether", "mtu": 1400, "ipam": {"type": "tether-ipam"}}),
         "",
     );
     let conf = PluginConf::from_request(&req).unwrap();
+    let ctx = Context::on_node().unwrap();
     let att = Attachment {
         request: &req,
         conf: &conf,
         netns: ctr,
+        ctr: ctx.connect_in(ctr).unwrap(),
         host_veth: veth::host_veth_name("ptptest", "c1", "eth0"),
         group: 0,
     };
     let mut undo = Undo::default();
-    let result = super::wire(&att, ipam, &mut undo);
+    let result = ctx.block_on(super::wire(&ctx, &att, ipam, &mut undo));
     (result, undo)
 }
 
@@ -121,8 +124,8 @@ fn an_existing_container_interface_is_named_and_left_alone() {
             .unwrap();
         let (result, undo) = wire(&ctr, &allocated(true, false));
         let err = result.unwrap_err();
-        assert_eq!(err.code, 100);
-        assert!(err.msg.contains("eth0") && err.msg.contains("already exists"), "{err}");
+        assert_eq!(err.to_cni().code, 100);
+        assert!(err.to_cni().msg.contains("eth0") && err.to_cni().msg.contains("already exists"), "{err}");
         assert!(undo.host_veth.is_none(), "nothing of ours exists, so nothing may be undone");
         let links = netns::run_in(&ctr, || Ok(tool("ip", &["-o", "link"]))).unwrap();
         assert!(links.contains("eth0@theirs"), "{links}");
