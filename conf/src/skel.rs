@@ -108,9 +108,28 @@ fn prepare(invocation: Invocation, stdin: &mut dyn Read) -> Result<Request, (Cni
     Ok(Request { invocation, config, stdin: bytes })
 }
 
+/// The environment variable that makes the next invocation panic inside the verb, so the tests can
+/// check the panic path of the binaries as built (release builds abort on panic: see [`run`]).
+/// Only the node's root sets a plugin's environment; a runtime passes only `CNI_*` variables.
+pub const PANIC_FOR_TESTS: &str = "TETHER_TEST_PANIC";
+
+/// The verb's handler.
+fn handle(plugin: &dyn Plugin, request: &Request) -> CniResult<Option<serde_json::Value>> {
+    let version = request.version();
+    match request.invocation.command {
+        Command::Add => plugin.add(request).and_then(|r| r.to_json(version)).map(Some),
+        Command::Del => plugin.del(request).map(|()| None),
+        Command::Check => plugin.check(request).map(|()| None),
+        Command::Status => plugin.status(request).map(|()| None),
+        Command::Gc => plugin.gc(request).map(|()| None),
+        Command::Version => Ok(Some(version::version_reply())),
+    }
+}
+
 /// Run one invocation through `plugin`, with the environment from `lookup` and stdin from `stdin`.
 /// Pure with respect to stdout and the exit code: the caller writes the [`Answer`].
 pub fn dispatch(plugin: &dyn Plugin, lookup: impl Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Answer {
+    let panic_on_purpose = lookup(PANIC_FOR_TESTS).is_some_and(|v| v == "1");
     let invocation = match Invocation::from_lookup(lookup) {
         Ok(inv) => inv,
         Err(e) => return Answer::error(&e, version::CURRENT),
@@ -133,13 +152,11 @@ pub fn dispatch(plugin: &dyn Plugin, lookup: impl Fn(&str) -> Option<String>, st
         request.invocation.ifname,
         request.config.name
     );
-    let outcome = catch_unwind(AssertUnwindSafe(|| match request.invocation.command {
-        Command::Add => plugin.add(&request).and_then(|r| r.to_json(version)).map(Some),
-        Command::Del => plugin.del(&request).map(|()| None),
-        Command::Check => plugin.check(&request).map(|()| None),
-        Command::Status => plugin.status(&request).map(|()| None),
-        Command::Gc => plugin.gc(&request).map(|()| None),
-        Command::Version => Ok(Some(version::version_reply())),
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if panic_on_purpose {
+            panic!("{PANIC_FOR_TESTS}=1: a panic on purpose, to test what a runtime reads then");
+        }
+        handle(plugin, &request)
     }));
     match outcome {
         Ok(Ok(doc)) => Answer::success(doc),

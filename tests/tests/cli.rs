@@ -403,3 +403,25 @@ fn dash_dash_version_prints_tether_version_and_commit_on_stdout() {
         }
     }
 }
+
+/// A panic inside a verb answers with exactly one code-999 object on stdout and a non-zero exit,
+/// in the build that runs: the debug build here, and the release build (`panic = "abort"`, so
+/// only the panic hook stands between the panic and an abort with nothing on stdout) when
+/// `scripts/test` runs this suite again against it.
+#[test]
+fn a_panic_answers_with_one_code_999_object() {
+    for (name, plugin) in binaries() {
+        for verb in ["ADD", "DEL", "CHECK", "GC", "STATUS"] {
+            let env = with(env(verb), "TETHER_TEST_PANIC", "1");
+            let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = plugin.run_env(&pairs, &conf("1.1.0").to_string());
+            assert_eq!(out.code(), Some(1), "{name} {verb}: a panic exits 1, not by a signal:\n{out}");
+            assert_eq!(out.run.stdout.lines().count(), 1, "{name} {verb}: one document:\n{out}");
+            let doc = out.json.as_ref().unwrap_or_else(|| panic!("{name} {verb}: no JSON document:\n{out}"));
+            assert_eq!(doc["code"], 999, "{name} {verb}:\n{out}");
+            assert_eq!(doc["cniVersion"], "1.1.0", "{name} {verb}: in the request's version:\n{out}");
+            assert_eq!(doc["msg"], "internal error", "{name} {verb}:\n{out}");
+            assert!(doc["details"].as_str().unwrap_or("").contains("on purpose"), "{name} {verb}:\n{out}");
+        }
+    }
+}
