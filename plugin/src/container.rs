@@ -38,9 +38,9 @@ struct Sent {
     routes: Vec<(usize, Slot)>,
 }
 
-/// Configure the container end `index` of `att`; true when its link state is up to date (the
-/// get in the datagram ran the kernel's pending linkwatch work: Linux 6.8 and later, see
-/// `Netlink::sync_link_state`).
+/// Configure the container end `index` of `att`; true when it is ready for traffic at once: its
+/// link state is up to date (the get in the datagram ran the kernel's pending linkwatch work:
+/// Linux 6.8 and later, see `Netlink::sync_link_state`) and IPv6 did not have to be enabled.
 ///
 /// # Errors
 /// The first request that failed, naming it.
@@ -61,7 +61,8 @@ pub async fn configure(att: &Attachment<'_>, index: u32, setup: &ContainerSetup<
         }
     }
     let mut outcomes = batch.send().await.doing(format!("configure {} in the container", att.ifname()))?;
-    if ipv6_refused(&sent, &outcomes) {
+    let ipv6_was_off = ipv6_refused(&sent, &outcomes);
+    if ipv6_was_off {
         retry_with_ipv6_on(att, index, setup, &sent, &mut outcomes).await?;
     }
     for (addr, slot) in &sent.addrs {
@@ -72,7 +73,10 @@ pub async fn configure(att: &Attachment<'_>, index: u32, setup: &ContainerSetup<
     }
     let Some((up, get)) = sent.up else { return Ok(false) };
     outcomes.take(up).doing(format!("set {} up", att.ifname()))?;
-    let synced = oper_up(&outcomes.take(get).doing(format!("read {}", att.ifname()))?);
+    // IPv6 came on after the link was up: its neighbour discovery starts late (seen: the node's
+    // first ping to the new address lost under load), so report the link as not ready and let
+    // the caller seed the neighbours.
+    let synced = oper_up(&outcomes.take(get).doing(format!("read {}", att.ifname()))?) && !ipv6_was_off;
     for (i, slot) in &sent.routes {
         let route = &setup.routes[*i];
         let via = route.gw.map(|g| format!(" via {g}")).unwrap_or_default();

@@ -54,6 +54,13 @@ pub(crate) fn new_address(index: u32, addr: IpNet, flags: AddrFlags) -> RouteNet
     RouteNetlinkMessage::NewAddress(msg)
 }
 
+/// The RTM_GETADDR dump of link `index`'s addresses, every family.
+pub(crate) fn address_dump(index: u32) -> RouteNetlinkMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.index = index;
+    RouteNetlinkMessage::GetAddress(msg)
+}
+
 impl Netlink {
     /// Add `addr` (address with its prefix) to link `index`. IPv6 addresses are added with
     /// IFA_F_NODAD: they are usable at once instead of after ~1-2 s of duplicate address
@@ -80,9 +87,11 @@ impl Netlink {
         Ok(self.addr_infos(index).await?.into_iter().map(|a| a.net).collect())
     }
 
-    /// The addresses of link `index` with their DAD state.
+    /// The addresses of link `index` with their DAD state: a dump the kernel filters by the link
+    /// (the socket checks strictly, see `Netlink::connect`), so its cost does not grow with the
+    /// node's other links. The filter is applied here again for the record.
     pub async fn addr_infos(&self, index: u32) -> Result<Vec<AddrInfo>, NlError> {
-        let replies = self.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default())).await?;
+        let replies = self.dump(address_dump(index)).await?;
         Ok(replies
             .into_iter()
             .filter_map(|m| match m {

@@ -31,7 +31,7 @@ use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_proto::sys::protocols::NETLINK_ROUTE;
-use netlink_proto::sys::SocketAddr;
+use netlink_proto::sys::{AsyncSocket, SocketAddr};
 use netlink_proto::ConnectionHandle;
 use nix::errno::Errno;
 use std::time::Duration;
@@ -103,10 +103,15 @@ impl Netlink {
     /// When the socket cannot be opened.
     pub fn connect() -> crate::error::Result<Netlink> {
         let (mut connection, handle, _) = netlink_proto::new_connection(NETLINK_ROUTE)
-            .map_err(|e| Error::Kernel { doing: "open netlink socket".into(), cause: NlError::other(e.to_string()) })?;
+            .map_err(|e| Error::kernel("open netlink socket", NlError::other(e.to_string())))?;
         // Every request of a batch answers, a change with an ACK: a batch tells its requests'
         // outcomes apart only if the ACKs reach it too (netlink-proto drops them by default).
         connection.set_forward_ack(true);
+        // Strict checking (Linux 4.20+) makes the kernel filter a dump by the header's fields, so
+        // the addresses of one link are read without the node sending every address it has.
+        connection.socket_mut().socket_mut().set_netlink_get_strict_chk(true).map_err(|e| {
+            Error::kernel("enable strict checking on the netlink socket", NlError::other(e.to_string()))
+        })?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }

@@ -130,6 +130,16 @@ fn addresses_are_usable_at_once_and_bring_no_prefix_route() {
         assert!(infos.iter().any(|a| a.net == v6 && !a.tentative && !a.dad_failed), "{infos:?}");
         assert!(ctr.addrs_of(eth0.index).await.unwrap().contains(&v4));
 
+        // The kernel itself filters the dump by link: lo's addresses never reach us.
+        let lo = ctr.link_by_name("lo").await.unwrap().unwrap();
+        ctr.set_up(lo.index).await.unwrap();
+        let replies = ctr.dump(super::addr::address_dump(eth0.index)).await.unwrap();
+        assert!(!replies.is_empty());
+        for reply in &replies {
+            let netlink_packet_route::RouteNetlinkMessage::NewAddress(a) = reply else { panic!("{reply:?}") };
+            assert_eq!(a.header.index, eth0.index, "an address of another link in the dump: {a:?}");
+        }
+
         // Twice: EEXIST. Deleted: gone; deleting again: not found.
         assert!(ctr.add_addr(eth0.index, v4, flags).await.unwrap_err().is_exists());
         ctr.delete_addr(eth0.index, v4).await.unwrap();
