@@ -6,8 +6,8 @@
 //! valid attachments come from `cni.dev/valid-attachments`, falling back to `cni.dev/attachments`,
 //! and an absent key means an empty list (cnitool's `gc` sends none).
 
-use crate::env::is_valid_identifier;
 use crate::error::{CniError, ErrorCode};
+use crate::names::{is_identifier, is_plugin_name, IDENTIFIER_PATTERN};
 use crate::result::{Dns, NetResult};
 use crate::version::Version;
 use serde::Deserialize;
@@ -120,9 +120,9 @@ impl NetConf {
         let version = read_version(&raw)?;
         let name =
             optional_string(&raw, "name")?.filter(|n| !n.is_empty()).ok_or_else(|| invalid("missing network name"))?;
-        if !is_valid_identifier(&name) {
+        if !is_identifier(&name) {
             return Err(invalid(format!("invalid characters in network name {name:?}"))
-                .with_details("must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$"));
+                .with_details(format!("must match {IDENTIFIER_PATTERN}")));
         }
         let plugin_type = optional_string(&raw, "type")?.unwrap_or_default();
         let ipam = match raw.get("ipam") {
@@ -135,7 +135,7 @@ impl NetConf {
             None => None,
         };
         if let Some(t) = &ipam_type {
-            if !crate::delegate::is_plugin_name(t) {
+            if !is_plugin_name(t) {
                 return Err(invalid(format!("invalid ipam type {t:?}: must be a plugin name, not a path")));
             }
         }

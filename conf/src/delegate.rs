@@ -13,8 +13,9 @@
 
 use crate::env::Command;
 use crate::error::{CniError, CniResult, ErrorCode};
+use crate::names::is_plugin_name;
+use crate::request::Request;
 use crate::result::NetResult;
-use crate::skel::Request;
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -36,11 +37,6 @@ pub fn find_plugin(plugin_type: &str, path: &[PathBuf]) -> CniResult<PathBuf> {
     path.iter().map(|dir| dir.join(plugin_type)).find(|candidate| is_executable(candidate)).ok_or_else(|| {
         CniError::new(ErrorCode::Delegate, format!("failed to find plugin {plugin_type:?} in path {path:?}"))
     })
-}
-
-/// A plugin type is a file name looked up in `CNI_PATH`, never a path.
-pub(crate) fn is_plugin_name(plugin_type: &str) -> bool {
-    !plugin_type.is_empty() && !plugin_type.contains('/') && plugin_type != "." && plugin_type != ".."
 }
 
 fn is_executable(path: &Path) -> bool {

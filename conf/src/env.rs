@@ -4,6 +4,7 @@
 //! checked here, before they can become a path or a link name (libcni `pkg/utils`, skel codes).
 
 use crate::error::{CniError, ErrorCode};
+use crate::names::{is_identifier, IDENTIFIER_PATTERN};
 use std::path::PathBuf;
 
 /// The verb in `CNI_COMMAND`.
@@ -113,23 +114,13 @@ fn missing_env(name: &str) -> CniError {
     CniError::new(ErrorCode::InvalidEnvironment, format!("required environment variable {name} is missing"))
 }
 
-/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`: the rule libcni applies to container IDs and network names.
-pub fn is_valid_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// A container ID must match [`is_valid_identifier`]: code 4 otherwise.
+/// A container ID must match [`IDENTIFIER_PATTERN`]: code 4 otherwise.
 pub fn validate_container_id(id: &str) -> Result<(), CniError> {
-    if is_valid_identifier(id) {
+    if is_identifier(id) {
         Ok(())
     } else {
         Err(CniError::new(ErrorCode::InvalidEnvironment, format!("invalid characters in container ID {id:?}"))
-            .with_details("must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$"))
+            .with_details(format!("must match {IDENTIFIER_PATTERN}")))
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Everything a CNI plugin binary needs besides its networking: the `CNI_*` environment
 //! ([`env`]), `CNI_ARGS` ([`args`]), the network configuration ([`config`]), results in every
-//! spec version from 0.1.0 to 1.1.0 ([`result`], [`version`]), error objects ([`error`]), the
-//! single dispatcher that owns stdout and the exit code ([`skel`]), delegation to another plugin
-//! such as IPAM ([`delegate`]) and logging that never touches stdout ([`logging`]).
+//! spec version from 0.1.0 to 1.1.0 ([`result`], [`version`]), error objects ([`error`]),
+//! the request a handler receives ([`request`]), the single dispatcher that owns stdout and the
+//! exit code ([`skel`]), delegation to another plugin such as IPAM ([`delegate`]), logging that
+//! never touches stdout ([`logging`]), and what every crate of the workspace shares about names:
+//! the rules for untrusted names ([`names`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,6 +16,8 @@ pub mod delegate;
 pub mod env;
 pub mod error;
 pub mod logging;
+pub mod names;
+pub mod request;
 pub mod result;
 pub mod skel;
 mod timestamp;
@@ -22,6 +26,7 @@ pub mod version;
 pub use config::{Attachment, NetConf};
 pub use env::{Command, Invocation};
 pub use error::{CniError, CniResult, ErrorCode};
+pub use request::Request;
 pub use result::{Dns, Interface, IpConfig, NetResult, Route};
-pub use skel::{Plugin, Request};
+pub use skel::Plugin;
 pub use version::Version;

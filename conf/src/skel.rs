@@ -5,10 +5,10 @@
 //! network name (7), then whether the version allows the verb (1). A panic in a handler becomes a
 //! code-999 error object; nothing else ever reaches stdout.
 
-use crate::args::CniArgs;
 use crate::config::NetConf;
 use crate::env::{Command, Invocation};
 use crate::error::{CniError, CniResult, ErrorCode};
+use crate::request::Request;
 use crate::result::NetResult;
 use crate::version::{self, Version};
 use std::io::{Read, Write};
@@ -18,29 +18,6 @@ use std::sync::OnceLock;
 
 /// The version to answer a panic in: the request's once it is known.
 static ANSWER_VERSION: OnceLock<Version> = OnceLock::new();
-
-/// One request: the validated environment, the validated configuration and the exact stdin.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// The `CNI_*` variables.
-    pub invocation: Invocation,
-    /// The shared configuration fields and the raw document.
-    pub config: NetConf,
-    /// stdin exactly as received, for delegates.
-    pub stdin: Vec<u8>,
-}
-
-impl Request {
-    /// The request's spec version.
-    pub fn version(&self) -> Version {
-        self.config.version
-    }
-
-    /// `CNI_ARGS`, parsed on demand so that DEL never fails on them.
-    pub fn cni_args(&self) -> CniResult<CniArgs> {
-        CniArgs::parse(&self.invocation.args)
-    }
-}
 
 /// What a plugin does for each verb. Handlers return values; they never print or exit.
 pub trait Plugin {

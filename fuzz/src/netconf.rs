@@ -3,7 +3,8 @@
 //! exactly as the real verbs do before they touch the kernel or a store, and answers with the
 //! decoded `prevResult`.
 
-use conf::skel::{dispatch, Plugin, Request};
+use conf::skel::{dispatch, Plugin};
+use conf::Request;
 use conf::{CniError, CniResult, ErrorCode, NetResult};
 
 /// The verbs, each with the environment a runtime gives it.

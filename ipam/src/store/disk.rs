@@ -77,7 +77,7 @@ fn lock(dir: &Path) -> io::Result<Flock<File>> {
 
 /// `<data_dir>/<network>`, refusing a network name that could escape `data_dir` (code 7).
 pub(super) fn store_dir(data_dir: &Path, network: &str) -> CniResult<PathBuf> {
-    if !conf::env::is_valid_identifier(network) {
+    if !conf::names::is_identifier(network) {
         return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid network name {network:?}")));
     }
     Ok(data_dir.join(network))
