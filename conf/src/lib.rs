@@ -6,7 +6,7 @@
 //! the request a handler receives ([`request`]), the single dispatcher that owns stdout and the
 //! exit code ([`skel`]), delegation to another plugin such as IPAM ([`delegate`]), logging that
 //! never touches stdout ([`logging`]), and what every crate of the workspace shares about names:
-//! the rules for untrusted names ([`names`]).
+//! the rules for untrusted names ([`names`]) and the stable hash derived names use ([`hash`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod config;
 pub mod delegate;
 pub mod env;
 pub mod error;
+pub mod hash;
 pub mod logging;
 pub mod names;
 pub mod request;

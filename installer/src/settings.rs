@@ -117,12 +117,9 @@ fn bad(name: &str, why: impl Into<String>) -> SettingError {
 /// The CNI versions a conflist may declare.
 const CNI_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
-/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$` (libcni's rule for network names), at most 64 bytes here.
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 64
-        && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+/// A network or conflist name: libcni's rule ([`conf::names::is_identifier`]), at most 64 bytes here.
+fn is_name(s: &str) -> bool {
+    s.len() <= 64 && conf::names::is_identifier(s)
 }
 
 /// The raw values: the file's lines, then the environment over them. Only `TETHER_*` names are read; an unknown
@@ -229,7 +226,7 @@ impl Settings {
             },
         };
         let network = get("TETHER_NETWORK_NAME", "tether");
-        if !is_identifier(&network) {
+        if !is_name(&network) {
             return Err(bad("TETHER_NETWORK_NAME", format!("{network:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")));
         }
         let cni_version = get("TETHER_CNI_VERSION", "1.0.0");
@@ -240,7 +237,7 @@ impl Settings {
             ));
         }
         let name = get("TETHER_CONFLIST_NAME", "tether");
-        if !is_identifier(&name) {
+        if !is_name(&name) {
             return Err(bad("TETHER_CONFLIST_NAME", format!("{name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")));
         }
         let priority = get("TETHER_CONFLIST_PRIORITY", "10");

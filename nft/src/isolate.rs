@@ -53,7 +53,7 @@ fn table() -> Table {
 /// name (FNV-1a folded; the same on every node and release, so DEL and CHECK of another version agree).
 pub fn isolation_group(network: &str) -> Result<u32, NftError> {
     names::table_name("isolation_group", network)?; // validates the name
-    let h = names::fnv1a64(network);
+    let h = conf::hash::fnv1a64(network.bytes());
     let folded = (h ^ (h >> 24) ^ (h >> 48)) as u32 & !ISOLATION_MASK;
     Ok(ISOLATION_TAG | folded)
 }

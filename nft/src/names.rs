@@ -3,6 +3,8 @@
 //! conf already validated them) and kept within nftables' limits.
 
 use crate::NftError;
+use conf::hash::fnv1a64;
+use conf::names::{is_identifier, IDENTIFIER_PATTERN};
 
 /// NFT_NAME_MAXLEN (256) minus the NUL.
 const MAX_NAME_LEN: usize = 255;
@@ -14,13 +16,6 @@ const MAX_NETWORK_IN_NAME: usize = 200;
 /// nft's 128-byte limit: 90 + 1 + 16 + 1 + 15 = 123).
 const MAX_ID_IN_COMMENT: usize = 96;
 const ID_PREFIX_WHEN_HASHED: usize = 90;
-
-/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`, the libcni rule for network names and container IDs.
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
 
 /// An interface name as the kernel accepts it: 1..=15 bytes, no '/', ':', whitespace or NUL.
 pub(crate) fn check_ifname(op: &'static str, what: &str, name: &str) -> Result<(), NftError> {
@@ -37,24 +32,19 @@ pub(crate) fn check_ifname(op: &'static str, what: &str, name: &str) -> Result<(
     Ok(())
 }
 
-/// 64-bit FNV-1a: a stable, dependency-free hash to keep long names unique once shortened.
-pub(crate) fn fnv1a64(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// The table name for `network`: `tether-<network>`, or `tether-<first 200 bytes>-<hash>` for very long names.
 pub(crate) fn table_name(op: &'static str, network: &str) -> Result<String, NftError> {
     if !is_identifier(network) {
         return Err(NftError::invalid(
             op,
             format!("network {network:?}"),
-            "network name must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$",
+            format!("network name must match {IDENTIFIER_PATTERN}"),
         ));
     }
     let name = if network.len() <= MAX_NETWORK_IN_NAME {
         format!("{TABLE_PREFIX}{network}")
     } else {
-        format!("{TABLE_PREFIX}{}-{:016x}", &network[..MAX_NETWORK_IN_NAME], fnv1a64(network))
+        format!("{TABLE_PREFIX}{}-{:016x}", &network[..MAX_NETWORK_IN_NAME], fnv1a64(network.bytes()))
     };
     debug_assert!(name.len() <= MAX_NAME_LEN);
     Ok(name)
@@ -70,7 +60,7 @@ fn shortened(id: &str) -> String {
     if id.len() <= MAX_ID_IN_COMMENT {
         id.to_owned()
     } else {
-        format!("{}~{:016x}", &id[..ID_PREFIX_WHEN_HASHED], fnv1a64(id))
+        format!("{}~{:016x}", &id[..ID_PREFIX_WHEN_HASHED], fnv1a64(id.bytes()))
     }
 }
 
@@ -81,7 +71,7 @@ pub(crate) fn owner(op: &'static str, container_id: &str, ifname: &str) -> Resul
         return Err(NftError::invalid(
             op,
             format!("container ID {container_id:?}"),
-            "container ID must match ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$",
+            format!("container ID must match {IDENTIFIER_PATTERN}"),
         ));
     }
     check_ifname(op, "interface", ifname)?;
@@ -111,6 +101,9 @@ mod tests {
         assert_ne!(ta, tb);
         assert_eq!(ta, table_name("t", &a).unwrap(), "stable");
         assert_eq!(table_name("t", &"n".repeat(200)).unwrap().len(), 207);
+        // Stable across releases (the hash is FNV-1a 64, computed independently): tables made by an older
+        // ADD keep their names.
+        assert_eq!(ta, format!("tether-{}-a4cf91b7088f4495", "n".repeat(200)));
     }
 
     #[test]
@@ -124,11 +117,5 @@ mod tests {
         assert!(owner("t", "abc", "").is_err());
         assert!(owner("t", "abc", "a/b").is_err());
         assert!(owner("t", "abc", "0123456789abcdef").is_err());
-    }
-
-    #[test]
-    fn fnv_known_value() {
-        assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

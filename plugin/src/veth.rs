@@ -6,13 +6,7 @@ use crate::attach::{Attachment, Undo};
 use crate::error::{Doing, Error, Result};
 use crate::netlink::link::{link_of, Link, VethSpec};
 use crate::netlink::Netlink;
-
-/// FNV-1a, 64 bit, for the names of interfaces tether creates: tiny, and stable across Rust
-/// releases and platforms (std's `DefaultHasher` is neither), which matters because a DEL may
-/// run a newer tether than the ADD did.
-pub fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
+use conf::hash::fnv1a64;
 
 /// `veth` + 11 hex digits of a hash of (network, container ID, ifname): 15 bytes, the kernel's
 /// limit. The `veth` prefix is what NetworkManager leaves alone.
@@ -101,7 +95,6 @@ mod tests {
         assert!(name.starts_with("veth"));
         // Stable across releases: DEL must find what an older ADD created.
         assert_eq!(name, "vethf7720859fa1");
-        assert_eq!(fnv1a64("a".bytes()), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

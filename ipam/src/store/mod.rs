@@ -23,11 +23,6 @@ pub use probe::Probe;
 use conf::CniResult;
 use std::net::IpAddr;
 
-/// FNV-1a, 64 bit: stable across Rust releases (owner buckets are named after it on disk).
-fn fnv1a64(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// The attachment a reservation belongs to: container ID and interface name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner<'a> {

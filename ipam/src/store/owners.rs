@@ -22,7 +22,7 @@ const HEADER: &str = "tether-ipam owners v1\n";
 
 /// The bucket of a container ID.
 pub fn bucket_of(id: &str) -> u8 {
-    (super::fnv1a64(id.bytes()) & 0xff) as u8
+    (conf::hash::fnv1a64(id.bytes()) & 0xff) as u8
 }
 
 /// The file name of a bucket.

@@ -36,7 +36,7 @@ fn dir_fields(path: &Path) -> io::Result<[i64; 4]> {
 }
 
 fn checksum(fields: &[i64; 8]) -> u64 {
-    super::fnv1a64(fields.iter().flat_map(|f| f.to_le_bytes()))
+    conf::hash::fnv1a64(fields.iter().flat_map(|f| f.to_le_bytes()))
 }
 
 impl Stamp {

@@ -124,7 +124,7 @@ pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, gr
 /// The name of the bridge port of a VLAN gateway: `tgw` + 12 hex digits of a hash of the bridge
 /// and VLAN, deterministic so concurrent ADDs agree on it.
 fn gateway_port_name(bridge: &str, vlan: u16) -> String {
-    let hash = crate::veth::fnv1a64(bridge.bytes().chain(vlan.to_be_bytes()));
+    let hash = conf::hash::fnv1a64(bridge.bytes().chain(vlan.to_be_bytes()));
     format!("tgw{:012x}", hash & 0xffff_ffff_ffff)
 }
 
