@@ -6,9 +6,9 @@
 //! out. Requested addresses nobody took, and any other failure, release what this call reserved
 //! (and only that) before the error is returned.
 
+use crate::error::{Error, Result};
 use crate::range::{next, to_u128, RangeSet};
 use crate::store::{Owner, Store};
-use conf::{CniError, CniResult, ErrorCode};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -23,10 +23,6 @@ pub struct Lease {
     pub gateway: IpAddr,
     /// True when this call reserved it; false when the attachment already held it.
     pub fresh: bool,
-}
-
-fn ipam_error(msg: String) -> CniError {
-    CniError::new(ErrorCode::Ipam, msg)
 }
 
 fn is_gateway(set: &RangeSet, ip: IpAddr) -> bool {
@@ -47,7 +43,7 @@ pub fn allocate(
     owner: &Owner,
     requested: &[IpAddr],
     held: &[IpAddr],
-) -> CniResult<Vec<Lease>> {
+) -> Result<Vec<Lease>> {
     let mut leases = Vec::with_capacity(sets.len());
     match allocate_into(store, sets, owner, requested, held, &mut leases) {
         Ok(()) => Ok(leases),
@@ -69,14 +65,14 @@ fn allocate_into(
     requested: &[IpAddr],
     held: &[IpAddr],
     leases: &mut Vec<Lease>,
-) -> CniResult<()> {
+) -> Result<()> {
     let mut wanted = requested.to_vec();
     for (i, set) in sets.iter().enumerate() {
         let req = wanted.iter().position(|ip| set.contains(*ip)).map(|p| wanted.remove(p));
         let have = held.iter().copied().find(|ip| set.contains(*ip));
         let (ip, fresh) = match (have, req) {
             (Some(h), Some(r)) if h != r => {
-                return Err(ipam_error(format!(
+                return Err(Error::Refused(format!(
                     "range set {i} ({set}): {r} was requested but container {} interface {} already holds {h}",
                     owner.id, owner.ifname
                 )))
@@ -85,7 +81,7 @@ fn allocate_into(
             (None, Some(r)) => (reserve_requested(store, i, set, r, owner)?, true),
             (None, None) => (reserve_next(store, i, set, owner)?, true),
         };
-        let range = set.range_for(ip).ok_or_else(|| ipam_error(format!("{ip} is not in range set {i} ({set})")))?;
+        let range = set.range_for(ip).ok_or_else(|| Error::Refused(format!("{ip} is not in range set {i} ({set})")))?;
         leases.push(Lease { set: i, address: range.with_prefix(ip), gateway: range.gateway, fresh });
         if fresh {
             store.set_last_reserved(i, ip)?;
@@ -94,7 +90,7 @@ fn allocate_into(
     if !wanted.is_empty() {
         let list: Vec<String> = wanted.iter().map(|ip| ip.to_string()).collect();
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        return Err(ipam_error(format!(
+        return Err(Error::Refused(format!(
             "failed to allocate all requested IPs: {} not in any range set ({})",
             list.join(", "),
             sets.join("; ")
@@ -103,19 +99,19 @@ fn allocate_into(
     Ok(())
 }
 
-fn reserve_requested(store: &mut dyn Store, i: usize, set: &RangeSet, ip: IpAddr, owner: &Owner) -> CniResult<IpAddr> {
+fn reserve_requested(store: &mut dyn Store, i: usize, set: &RangeSet, ip: IpAddr, owner: &Owner) -> Result<IpAddr> {
     if is_gateway(set, ip) {
-        return Err(ipam_error(format!("requested IP {ip} is the gateway of range set {i} ({set})")));
+        return Err(Error::Refused(format!("requested IP {ip} is the gateway of range set {i} ({set})")));
     }
     if !store.reserve(ip, owner)? {
-        return Err(ipam_error(format!(
+        return Err(Error::Refused(format!(
             "requested IP address {ip} is not available in range set {i} ({set}): it is reserved by another container"
         )));
     }
     Ok(ip)
 }
 
-fn reserve_next(store: &mut dyn Store, i: usize, set: &RangeSet, owner: &Owner) -> CniResult<IpAddr> {
+fn reserve_next(store: &mut dyn Store, i: usize, set: &RangeSet, owner: &Owner) -> Result<IpAddr> {
     let last = store.last_reserved(i)?;
     for seg in set.round_robin(last) {
         let mut cur = seg.from;
@@ -129,7 +125,7 @@ fn reserve_next(store: &mut dyn Store, i: usize, set: &RangeSet, owner: &Owner) 
             }
         }
     }
-    Err(ipam_error(format!("no IP addresses available in range set {i}: {set}")))
+    Err(Error::Exhausted { set: i, ranges: set.to_string() })
 }
 
 /// Whether `set` still has an address that an ADD could take (STATUS), given the store's
@@ -139,8 +135,8 @@ fn reserve_next(store: &mut dyn Store, i: usize, set: &RangeSet, owner: &Owner) 
 /// Errors of `next_untaken` pass through.
 pub fn has_free(
     set: &RangeSet,
-    mut next_untaken: impl FnMut(IpAddr, IpAddr) -> CniResult<Option<IpAddr>>,
-) -> CniResult<bool> {
+    mut next_untaken: impl FnMut(IpAddr, IpAddr) -> Result<Option<IpAddr>>,
+) -> Result<bool> {
     for range in &set.ranges {
         let mut cur = range.start;
         while let Some(candidate) = next_untaken(cur, range.end)? {

@@ -31,7 +31,7 @@ fn owner(id: &str) -> Owner<'_> {
     Owner { id, ifname: "eth0" }
 }
 
-fn one(store: &mut MemStore, sets: &[RangeSet], who: &Owner) -> CniResult<IpAddr> {
+fn one(store: &mut MemStore, sets: &[RangeSet], who: &Owner) -> Result<IpAddr> {
     allocate(store, sets, who, &[], &[]).map(|l| l[0].address.addr())
 }
 
@@ -59,8 +59,12 @@ fn round_robin_tries_the_previous_address_last_and_wraps() {
     // wrap around: .2 is taken, .3 is free
     assert_eq!(one(&mut s, &sets, &owner("f")).unwrap(), ip("198.18.0.3"));
     let e = one(&mut s, &sets, &owner("g")).unwrap_err();
-    assert_eq!(e.code, 104);
-    assert!(e.msg.contains("no IP addresses available in range set 0: 198.18.0.1-198.18.0.6"), "{}", e.msg);
+    assert_eq!(e.code(), 104);
+    assert!(
+        e.to_string().contains("no IP addresses available in range set 0: 198.18.0.1-198.18.0.6"),
+        "{}",
+        e.to_string()
+    );
 }
 
 #[test]
@@ -99,7 +103,7 @@ fn gateway_inside_the_range_and_broadcast_are_never_handed_out() {
     let sets = [set(&[("198.18.0.0/30", Some("198.18.0.0"), Some("198.18.0.3"), Some("198.18.0.2"))])];
     let mut s = MemStore::default();
     assert_eq!(one(&mut s, &sets, &owner("a")).unwrap(), ip("198.18.0.1"));
-    assert_eq!(one(&mut s, &sets, &owner("b")).unwrap_err().code, 104);
+    assert_eq!(one(&mut s, &sets, &owner("b")).unwrap_err().code(), 104);
     assert_eq!(s.reserved.len(), 1);
 }
 
@@ -117,7 +121,7 @@ fn ipv6_ranges_of_any_size() {
     for i in 2..=0xff {
         assert_eq!(one(&mut s, &small, &owner(&format!("c{i}"))).unwrap(), ip(&format!("fd7e:7e7e:1::{i:x}")));
     }
-    assert_eq!(one(&mut s, &small, &owner("full")).unwrap_err().code, 104);
+    assert_eq!(one(&mut s, &small, &owner("full")).unwrap_err().code(), 104);
 }
 
 #[test]
@@ -141,14 +145,18 @@ fn requested_addresses() {
     assert_eq!(s.last[&0], ip("198.18.0.50"), "a requested address moves the cursor, as in host-local");
 
     let taken = allocate(&mut s, &sets, &owner("b"), &[ip("198.18.0.50")], &[]).unwrap_err();
-    assert_eq!(taken.code, 104);
-    assert!(taken.msg.contains("198.18.0.50 is not available"), "{}", taken.msg);
+    assert_eq!(taken.code(), 104);
+    assert!(taken.to_string().contains("198.18.0.50 is not available"), "{}", taken.to_string());
     let gw = allocate(&mut s, &sets, &owner("b"), &[ip("198.18.0.1")], &[]).unwrap_err();
-    assert!(gw.msg.contains("gateway"), "{}", gw.msg);
+    assert!(gw.to_string().contains("gateway"), "{}", gw.to_string());
     for outside in ["198.19.0.5", "198.18.0.0", "198.18.0.255"] {
         let e = allocate(&mut s, &sets, &owner("b"), &[ip(outside)], &[]).unwrap_err();
-        assert_eq!(e.code, 104);
-        assert!(e.msg.contains("failed to allocate all requested IPs") && e.msg.contains(outside), "{}", e.msg);
+        assert_eq!(e.code(), 104);
+        assert!(
+            e.to_string().contains("failed to allocate all requested IPs") && e.to_string().contains(outside),
+            "{}",
+            e.to_string()
+        );
     }
     assert_eq!(s.reserved.len(), 2, "failed ADDs left nothing behind");
 }
@@ -159,11 +167,11 @@ fn failure_in_a_later_set_releases_only_this_calls_reservations() {
     let mut s = MemStore::default();
     s.put("198.19.0.2", "other", Some("eth0"));
     let e = allocate(&mut s, &sets, &A, &[], &[]).unwrap_err();
-    assert_eq!(e.code, 104);
+    assert_eq!(e.code(), 104);
     assert_eq!(s.reserved.len(), 1);
     // leftover requested address: both sets allocated, then everything released
     let e = allocate(&mut s, &[simple("198.18.0.0/24")], &A, &[ip("198.18.0.9"), ip("198.18.0.10")], &[]).unwrap_err();
-    assert!(e.msg.contains("198.18.0.10"), "{}", e.msg);
+    assert!(e.to_string().contains("198.18.0.10"), "{}", e.to_string());
     assert_eq!(s.reserved.len(), 1);
 }
 
@@ -184,7 +192,7 @@ fn repeated_add_returns_what_is_held() {
     let same = allocate(&mut s, &sets, &A, &[first[0].address.addr()], &held).unwrap();
     assert_eq!(same[0].address, first[0].address);
     let other = allocate(&mut s, &sets, &A, &[ip("198.18.0.77")], &held).unwrap_err();
-    assert!(other.msg.contains("already holds"), "{}", other.msg);
+    assert!(other.to_string().contains("already holds"), "{}", other.to_string());
     assert_eq!(s.reserved.len(), 2);
     // a set the attachment holds nothing in gets a fresh address
     let v4_only = vec![held.iter().copied().find(|i| i.is_ipv4()).unwrap()];

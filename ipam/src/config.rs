@@ -7,8 +7,9 @@
 //! `args.cni.ips`, then `runtimeConfig.ips` (capability `ips`), concatenated. Every error is
 //! code 7 and names the key at fault.
 
+use crate::error::{Error, Result};
 use crate::range::{Range, RangeSet};
-use conf::{CniError, CniResult, ErrorCode, NetConf, Route, Version};
+use conf::{NetConf, Route, Version};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,10 +32,6 @@ pub struct IpamConfig {
     pub resolv_conf: Option<PathBuf>,
     /// Requested addresses, in order, without duplicates.
     pub requested: Vec<IpAddr>,
-}
-
-fn invalid(msg: impl Into<String>) -> CniError {
-    CniError::new(ErrorCode::InvalidConfig, msg)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,13 +57,13 @@ struct RawIpam {
 }
 
 /// The `ipam` object of the request (code 7 when absent).
-fn ipam_value(conf: &NetConf) -> CniResult<&Value> {
-    conf.ipam.as_ref().ok_or_else(|| invalid("IPAM config missing 'ipam' key"))
+fn ipam_value(conf: &NetConf) -> Result<&Value> {
+    conf.ipam.as_ref().ok_or_else(|| Error::config("IPAM config missing 'ipam' key"))
 }
 
-fn raw_ipam(conf: &NetConf) -> CniResult<RawIpam> {
+fn raw_ipam(conf: &NetConf) -> Result<RawIpam> {
     RawIpam::deserialize(ipam_value(conf)?).map_err(|e| {
-        invalid(format!("invalid ipam configuration of network {:?}", conf.name)).with_details(e.to_string())
+        Error::config_with_details(format!("invalid ipam configuration of network {:?}", conf.name), e.to_string())
     })
 }
 
@@ -83,52 +80,54 @@ fn data_dir_or_default(dir: Option<&str>) -> PathBuf {
 ///
 /// # Errors
 /// Code 7 when `ipam` is missing or `dataDir` is not a string.
-pub fn data_dir(conf: &NetConf) -> CniResult<PathBuf> {
+pub fn data_dir(conf: &NetConf) -> Result<PathBuf> {
     match ipam_value(conf)?.get("dataDir") {
         None | Some(Value::Null) => Ok(data_dir_or_default(None)),
         Some(Value::String(dir)) => Ok(data_dir_or_default(Some(dir))),
-        Some(other) => Err(invalid(format!("ipam.dataDir must be a string, got {other}"))),
+        Some(other) => Err(Error::config(format!("ipam.dataDir must be a string, got {other}"))),
     }
 }
 
 /// An IP address, or an `ip/prefix` whose prefix is ignored; IPv4-mapped IPv6 becomes IPv4.
-fn parse_ip(field: &str, s: &str) -> CniResult<IpAddr> {
+fn parse_ip(field: &str, s: &str) -> Result<IpAddr> {
     let addr = s.split('/').next().unwrap_or(s).trim();
     addr.parse::<IpAddr>()
         .map(|ip| ip.to_canonical())
-        .map_err(|_| invalid(format!("{field}: {s:?} is not an IP address")))
+        .map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
 }
 
-fn optional_ip(field: &str, s: &Option<String>) -> CniResult<Option<IpAddr>> {
+fn optional_ip(field: &str, s: &Option<String>) -> Result<Option<IpAddr>> {
     match s.as_deref() {
         None | Some("") => Ok(None),
         Some(s) => s
             .parse::<IpAddr>()
             .map(|ip| Some(ip.to_canonical()))
-            .map_err(|_| invalid(format!("{field}: {s:?} is not an IP address"))),
+            .map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address"))),
     }
 }
 
-fn parse_range(at: &str, raw: &RawRange) -> CniResult<Range> {
-    let subnet_s =
-        raw.subnet.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| invalid(format!("{at}.subnet is missing")))?;
+fn parse_range(at: &str, raw: &RawRange) -> Result<Range> {
+    let subnet_s = raw
+        .subnet
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::config(format!("{at}.subnet is missing")))?;
     let subnet: IpNet = subnet_s
         .parse()
-        .map_err(|_| invalid(format!("{at}.subnet: {subnet_s:?} is not a CIDR (e.g. 198.18.0.0/24)")))?;
+        .map_err(|_| Error::config(format!("{at}.subnet: {subnet_s:?} is not a CIDR (e.g. 198.18.0.0/24)")))?;
     let start = optional_ip(&format!("{at}.rangeStart"), &raw.range_start)?;
     let end = optional_ip(&format!("{at}.rangeEnd"), &raw.range_end)?;
     let gateway = optional_ip(&format!("{at}.gateway"), &raw.gateway)?;
-    Range::new(subnet, start, end, gateway).map_err(|e| invalid(format!("{at}.{}: {}", e.field, e.msg)))
+    Range::new(subnet, start, end, gateway).map_err(|e| Error::config(format!("{at}.{}: {}", e.field, e.msg)))
 }
 
-fn parse_set(at: &str, raw: &[RawRange]) -> CniResult<RangeSet> {
-    let ranges =
-        raw.iter().enumerate().map(|(j, r)| parse_range(&format!("{at}[{j}]"), r)).collect::<CniResult<_>>()?;
-    RangeSet::new(ranges).map_err(|e| invalid(format!("{at}: {e}")))
+fn parse_set(at: &str, raw: &[RawRange]) -> Result<RangeSet> {
+    let ranges = raw.iter().enumerate().map(|(j, r)| parse_range(&format!("{at}[{j}]"), r)).collect::<Result<_>>()?;
+    RangeSet::new(ranges).map_err(|e| Error::config(format!("{at}: {e}")))
 }
 
 /// A list of addresses at `field` of `map` (strings, `ip` or `ip/prefix`).
-fn ip_list(map: Option<&Value>, field: &str) -> CniResult<Vec<IpAddr>> {
+fn ip_list(map: Option<&Value>, field: &str) -> Result<Vec<IpAddr>> {
     match map {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -136,20 +135,20 @@ fn ip_list(map: Option<&Value>, field: &str) -> CniResult<Vec<IpAddr>> {
             .enumerate()
             .map(|(i, v)| match v {
                 Value::String(s) => parse_ip(&format!("{field}[{i}]"), s),
-                other => Err(invalid(format!("{field}[{i}]: {other} is not an IP address string"))),
+                other => Err(Error::config(format!("{field}[{i}]: {other} is not an IP address string"))),
             })
             .collect(),
-        Some(other) => Err(invalid(format!("{field} must be a list of IP addresses, got {other}"))),
+        Some(other) => Err(Error::config(format!("{field} must be a list of IP addresses, got {other}"))),
     }
 }
 
-fn parse_routes(raw: &Option<Vec<Value>>) -> CniResult<Vec<Route>> {
+fn parse_routes(raw: &Option<Vec<Value>>) -> Result<Vec<Route>> {
     let Some(list) = raw else { return Ok(Vec::new()) };
     list.iter()
         .enumerate()
         .map(|(i, v)| {
             Route::deserialize(v)
-                .map_err(|e| invalid(format!("ipam.routes[{i}]: invalid route {v}")).with_details(e.to_string()))
+                .map_err(|e| Error::config_with_details(format!("ipam.routes[{i}]: invalid route {v}"), e.to_string()))
         })
         .collect()
 }
@@ -161,11 +160,11 @@ impl IpamConfig {
     /// Code 7 naming the key: missing `ipam`, a bad CIDR or address, host bits, a subnet too
     /// small, an address outside its subnet, start after end, mixed families, overlapping ranges
     /// or sets, no ranges at all, or more than one set per family before cniVersion 0.3.0.
-    pub fn parse(conf: &NetConf, env_ips: Vec<IpAddr>) -> CniResult<IpamConfig> {
+    pub fn parse(conf: &NetConf, env_ips: Vec<IpAddr>) -> Result<IpamConfig> {
         let raw = raw_ipam(conf)?;
         let sets = range_sets(conf, &raw)?;
         if sets.is_empty() {
-            return Err(invalid("no IP ranges specified: set ipam.ranges (or ipam.subnet)"));
+            return Err(Error::config("no IP ranges specified: set ipam.ranges (or ipam.subnet)"));
         }
         let mut requested = env_ips.into_iter().map(|ip| ip.to_canonical()).collect::<Vec<_>>();
         requested.extend(ip_list(conf.args.get("cni").and_then(|c| c.get("ips")), "args.cni.ips")?);
@@ -201,7 +200,7 @@ impl StatusConfig {
     ///
     /// # Errors
     /// As [`IpamConfig::parse`], except "no ranges".
-    pub fn parse(conf: &NetConf) -> CniResult<StatusConfig> {
+    pub fn parse(conf: &NetConf) -> Result<StatusConfig> {
         let raw = raw_ipam(conf)?;
         Ok(StatusConfig { sets: range_sets(conf, &raw)?, data_dir: data_dir_of(&raw) })
     }
@@ -209,11 +208,12 @@ impl StatusConfig {
 
 /// Every range set, in host-local's order: `runtimeConfig.ipRanges`, the legacy top-level range,
 /// `ipam.ranges`; validated, possibly none.
-fn range_sets(conf: &NetConf, raw: &RawIpam) -> CniResult<Vec<RangeSet>> {
+fn range_sets(conf: &NetConf, raw: &RawIpam) -> Result<Vec<RangeSet>> {
     let mut sets: Vec<(String, RangeSet)> = Vec::new();
     if let Some(v) = conf.runtime_config.get("ipRanges").filter(|v| !v.is_null()) {
-        let runtime = Vec::<Vec<RawRange>>::deserialize(v)
-            .map_err(|e| invalid("runtimeConfig.ipRanges: not a list of range sets").with_details(e.to_string()))?;
+        let runtime = Vec::<Vec<RawRange>>::deserialize(v).map_err(|e| {
+            Error::config_with_details("runtimeConfig.ipRanges: not a list of range sets", e.to_string())
+        })?;
         for (i, set) in runtime.iter().enumerate() {
             let at = format!("runtimeConfig.ipRanges[{i}]");
             sets.push((at.clone(), parse_set(&at, set)?));
@@ -227,7 +227,7 @@ fn range_sets(conf: &NetConf, raw: &RawIpam) -> CniResult<Vec<RangeSet>> {
             gateway: raw.gateway.clone(),
         };
         let range = parse_range("ipam", &legacy)?;
-        sets.push(("ipam.subnet".to_string(), RangeSet::new(vec![range]).map_err(invalid)?));
+        sets.push(("ipam.subnet".to_string(), RangeSet::new(vec![range]).map_err(Error::config)?));
     } else if raw.range_start.is_some() || raw.range_end.is_some() || raw.gateway.is_some() {
         log::warn!("ipam.rangeStart/rangeEnd/gateway without ipam.subnet are ignored (as host-local does)");
     }
@@ -238,13 +238,18 @@ fn range_sets(conf: &NetConf, raw: &RawIpam) -> CniResult<Vec<RangeSet>> {
     for (i, (at_a, a)) in sets.iter().enumerate() {
         for (j, (at_b, b)) in sets.iter().enumerate().skip(i + 1) {
             if a.overlaps(b) {
-                return Err(invalid(format!("range set {i} ({at_a}: {a}) overlaps with range set {j} ({at_b}: {b})")));
+                return Err(Error::config(format!(
+                    "range set {i} ({at_a}: {a}) overlaps with range set {j} ({at_b}: {b})"
+                )));
             }
         }
     }
     let v4 = sets.iter().filter(|(_, s)| s.is_v4()).count();
     if (v4 > 1 || sets.len() - v4 > 1) && conf.version < Version::V0_3_0 {
-        return Err(invalid(format!("CNI version {} does not support more than 1 address per family", conf.version)));
+        return Err(Error::config(format!(
+            "CNI version {} does not support more than 1 address per family",
+            conf.version
+        )));
     }
     Ok(sets.into_iter().map(|(_, s)| s).collect())
 }
@@ -258,7 +263,7 @@ mod tests {
         NetConf::from_value(v).unwrap()
     }
 
-    fn parse(ipam: Value) -> CniResult<IpamConfig> {
+    fn parse(ipam: Value) -> Result<IpamConfig> {
         IpamConfig::parse(
             &conf(json!({"cniVersion": "1.1.0", "name": "n", "type": "tether-ipam", "ipam": ipam})),
             vec![],
@@ -267,8 +272,8 @@ mod tests {
 
     fn fails(ipam: Value, what: &str) {
         let e = parse(ipam.clone()).unwrap_err();
-        assert_eq!(e.code, 7, "{ipam}");
-        assert!(e.msg.contains(what), "{ipam}: {}", e.msg);
+        assert_eq!(e.code(), 7, "{ipam}");
+        assert!(e.to_string().contains(what), "{ipam}: {e}");
     }
 
     #[test]
@@ -348,18 +353,18 @@ mod tests {
     #[test]
     fn missing_ipam_and_bad_requested_ips() {
         let nc = conf(json!({"cniVersion": "1.0.0", "name": "n"}));
-        assert_eq!(IpamConfig::parse(&nc, vec![]).unwrap_err().code, 7);
-        assert_eq!(data_dir(&nc).unwrap_err().code, 7);
+        assert_eq!(IpamConfig::parse(&nc, vec![]).unwrap_err().code(), 7);
+        assert_eq!(data_dir(&nc).unwrap_err().code(), 7);
         let nc = conf(json!({"cniVersion": "1.0.0", "name": "n", "ipam": {"subnet": "198.18.0.0/24"},
                              "runtimeConfig": {"ips": ["nope"]}}));
-        assert!(IpamConfig::parse(&nc, vec![]).unwrap_err().msg.contains("runtimeConfig.ips[0]"));
+        assert!(IpamConfig::parse(&nc, vec![]).unwrap_err().to_string().contains("runtimeConfig.ips[0]"));
     }
 
     #[test]
     fn old_versions_allow_one_set_per_family() {
         let ipam = json!({"ranges": [[{"subnet": "198.18.0.0/24"}], [{"subnet": "198.18.1.0/24"}]]});
         let old = conf(json!({"cniVersion": "0.2.0", "name": "n", "ipam": ipam}));
-        assert_eq!(IpamConfig::parse(&old, vec![]).unwrap_err().code, 7);
+        assert_eq!(IpamConfig::parse(&old, vec![]).unwrap_err().code(), 7);
         let dual = conf(json!({"cniVersion": "0.2.0", "name": "n",
                                "ipam": {"ranges": [[{"subnet": "198.18.0.0/24"}], [{"subnet": "fd7e:7e7e::/64"}]]}}));
         assert!(IpamConfig::parse(&dual, vec![]).is_ok());

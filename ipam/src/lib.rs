@@ -15,12 +15,14 @@
 
 mod allocator;
 mod config;
+mod error;
 mod range;
 mod resolv;
 mod store;
 
-use conf::{CniError, CniResult, ErrorCode, IpConfig, NetResult, Plugin, Request};
+use conf::{CniError, CniResult, IpConfig, NetResult, Plugin, Request};
 use config::{IpamConfig, StatusConfig};
+use error::{Error, Result};
 use std::collections::HashSet;
 use store::{DiskStore, FileOwner, Owner, Probe, Store};
 
@@ -46,28 +48,7 @@ impl HostLocal {
     /// # Errors
     /// As [`Plugin::add`].
     pub fn allocate(&self, request: &Request) -> CniResult<Allocation> {
-        let cfg = IpamConfig::parse(&request.config, request.cni_args()?.ips()?)?;
-        let dns = cfg.resolv_conf.as_deref().map(resolv::read).transpose()?.unwrap_or_default();
-        let who = owner(request);
-        let mut store = DiskStore::create(&cfg.data_dir, &request.config.name)?;
-        let leases = store
-            .held_by(&who)
-            .and_then(|held| allocator::allocate(&mut store, &cfg.sets, &who, &cfg.requested, &held));
-        store.finish();
-        let leases = leases.map_err(|e| e.context(format!("network {:?}", request.config.name)))?;
-        for lease in leases.iter().filter(|l| !l.fresh) {
-            log::info!("{} already holds {}; returning it", describe(request), lease.address);
-        }
-        let result = NetResult {
-            ips: leases
-                .iter()
-                .map(|l| IpConfig { address: l.address, gateway: Some(l.gateway), interface: None })
-                .collect(),
-            routes: cfg.routes,
-            dns,
-            interfaces: Vec::new(),
-        };
-        Ok(Allocation { result, all_new: leases.iter().all(|l| l.fresh) })
+        allocate(request).map_err(CniError::from)
     }
 }
 
@@ -82,107 +63,137 @@ fn describe(request: &Request) -> String {
     )
 }
 
-fn open_existing(data_dir: &std::path::Path, request: &Request) -> CniResult<Option<DiskStore>> {
+fn open_existing(data_dir: &std::path::Path, request: &Request) -> Result<Option<DiskStore>> {
     DiskStore::open_existing(data_dir, &request.config.name)
 }
 
+/// Reserve one address per range set (or return those the attachment already holds).
+fn allocate(request: &Request) -> Result<Allocation> {
+    let cfg = IpamConfig::parse(&request.config, request.cni_args()?.ips()?)?;
+    let dns = cfg.resolv_conf.as_deref().map(resolv::read).transpose()?.unwrap_or_default();
+    let who = owner(request);
+    let mut store = DiskStore::create(&cfg.data_dir, &request.config.name)?;
+    let leases =
+        store.held_by(&who).and_then(|held| allocator::allocate(&mut store, &cfg.sets, &who, &cfg.requested, &held));
+    store.finish();
+    let leases = leases.map_err(|e| e.context(format!("network {:?}", request.config.name)))?;
+    for lease in leases.iter().filter(|l| !l.fresh) {
+        log::info!("{} already holds {}; returning it", describe(request), lease.address);
+    }
+    let result = NetResult {
+        ips: leases
+            .iter()
+            .map(|l| IpConfig { address: l.address, gateway: Some(l.gateway), interface: None })
+            .collect(),
+        routes: cfg.routes,
+        dns,
+        interfaces: Vec::new(),
+    };
+    Ok(Allocation { result, all_new: leases.iter().all(|l| l.fresh) })
+}
+
+/// Release the attachment's reservations. Needs only `ipam.dataDir`; absent store or
+/// reservations are success.
+fn del(request: &Request) -> Result<()> {
+    let data_dir = config::data_dir(&request.config)?;
+    let Some(mut store) = open_existing(&data_dir, request)? else {
+        return Ok(());
+    };
+    let released = store.release_owner(&owner(request));
+    store.finish();
+    let released = released?;
+    log::debug!("released {released:?} of {}", describe(request));
+    Ok(())
+}
+
+/// The attachment must hold a reservation, and every `prevResult` address inside our ranges
+/// must be one of its reservations.
+fn check(request: &Request) -> Result<()> {
+    let cfg = IpamConfig::parse(&request.config, Vec::new())?;
+    let none_held = || Error::NotReserved { attachment: describe(request) };
+    let Some(mut store) = open_existing(&cfg.data_dir, request)? else {
+        return Err(none_held());
+    };
+    let held = store.held_by(&owner(request));
+    store.finish();
+    let held = held?;
+    if held.is_empty() {
+        return Err(none_held());
+    }
+    for ip in request.config.prev_result.iter().flat_map(|r| r.ips.iter()).map(|c| c.address.addr()) {
+        if cfg.sets.iter().any(|s| s.contains(ip)) && !held.contains(&ip) {
+            return Err(Error::Drift { ip, attachment: describe(request) });
+        }
+    }
+    Ok(())
+}
+
+/// Code 50 unless the store is usable and every static range set has a free address. Only
+/// reads: the store is neither created nor re-indexed, and its lock is taken shared (see
+/// [`store::Probe`]). A network whose ranges come only from `runtimeConfig.ipRanges` (which
+/// libcni does not pass to STATUS) is available when its store is usable.
+fn status(request: &Request) -> Result<()> {
+    let cfg = StatusConfig::parse(&request.config)?;
+    let mut probe = Probe::open(&cfg.data_dir, &request.config.name)?;
+    for (i, set) in cfg.sets.iter().enumerate() {
+        if !allocator::has_free(set, |from, to| probe.next_untaken(from, to))? {
+            return Err(Error::Unavailable(format!(
+                "range set {i} ({set}) of network {:?} is exhausted: no free address",
+                request.config.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Release every reservation of the network whose attachment is not in
+/// `cni.dev/valid-attachments` (legacy ID-only files match on the container ID).
+fn gc(request: &Request) -> Result<()> {
+    let data_dir = config::data_dir(&request.config)?;
+    let Some(mut store) = open_existing(&data_dir, request)? else {
+        return Ok(());
+    };
+    let valid = &request.config.valid_attachments;
+    let pairs: HashSet<(&str, &str)> = valid.iter().map(|a| (a.container_id.as_str(), a.ifname.as_str())).collect();
+    let ids: HashSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+    let keep = |o: &FileOwner| match o {
+        FileOwner::Attachment { id, ifname } => pairs.contains(&(id.as_str(), ifname.as_str())),
+        FileOwner::Legacy { id } => ids.contains(id.as_str()),
+        FileOwner::Unknown => false,
+    };
+    let scan = store.gc(&keep);
+    store.finish();
+    let scan = scan?;
+    if !scan.released.is_empty() {
+        log::info!("GC of network {:?} released {:?}", request.config.name, scan.released);
+    }
+    if scan.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Gc { network: request.config.name.clone(), problems: scan.errors })
+    }
+}
+
+/// The verbs, each answered through the one mapping of [`error`].
 impl Plugin for HostLocal {
-    /// Reserve one address per range set (or return those the attachment already holds).
     fn add(&self, request: &Request) -> CniResult<NetResult> {
-        self.allocate(request).map(|a| a.result)
+        allocate(request).map(|a| a.result).map_err(CniError::from)
     }
 
-    /// Release the attachment's reservations. Needs only `ipam.dataDir`; absent store or
-    /// reservations are success.
     fn del(&self, request: &Request) -> CniResult<()> {
-        let data_dir = config::data_dir(&request.config)?;
-        let Some(mut store) = open_existing(&data_dir, request)? else {
-            return Ok(());
-        };
-        let released = store.release_owner(&owner(request));
-        store.finish();
-        let released = released?;
-        log::debug!("released {released:?} of {}", describe(request));
-        Ok(())
+        del(request).map_err(CniError::from)
     }
 
-    /// The attachment must hold a reservation, and every `prevResult` address inside our ranges
-    /// must be one of its reservations.
     fn check(&self, request: &Request) -> CniResult<()> {
-        let cfg = IpamConfig::parse(&request.config, Vec::new())?;
-        let none_held = || CniError::new(ErrorCode::Ipam, format!("no address is reserved for {}", describe(request)));
-        let Some(mut store) = open_existing(&cfg.data_dir, request)? else {
-            return Err(none_held());
-        };
-        let held = store.held_by(&owner(request));
-        store.finish();
-        let held = held?;
-        if held.is_empty() {
-            return Err(none_held());
-        }
-        for ip in request.config.prev_result.iter().flat_map(|r| r.ips.iter()).map(|c| c.address.addr()) {
-            if cfg.sets.iter().any(|s| s.contains(ip)) && !held.contains(&ip) {
-                return Err(CniError::new(
-                    ErrorCode::Drift,
-                    format!("address {ip} from prevResult is not reserved for {}", describe(request)),
-                ));
-            }
-        }
-        Ok(())
+        check(request).map_err(CniError::from)
     }
 
-    /// Code 50 unless the store is usable and every static range set has a free address. Only
-    /// reads: the store is neither created nor re-indexed, and its lock is taken shared (see
-    /// [`store::Probe`]). A network whose ranges come only from `runtimeConfig.ipRanges` (which
-    /// libcni does not pass to STATUS) is available when its store is usable.
     fn status(&self, request: &Request) -> CniResult<()> {
-        let cfg = StatusConfig::parse(&request.config)?;
-        let mut probe = Probe::open(&cfg.data_dir, &request.config.name)?;
-        for (i, set) in cfg.sets.iter().enumerate() {
-            if !allocator::has_free(set, |from, to| probe.next_untaken(from, to))? {
-                return Err(CniError::new(
-                    ErrorCode::PluginNotAvailable,
-                    format!("range set {i} ({set}) of network {:?} is exhausted: no free address", request.config.name),
-                ));
-            }
-        }
-        Ok(())
+        status(request).map_err(CniError::from)
     }
 
-    /// Release every reservation of the network whose attachment is not in
-    /// `cni.dev/valid-attachments` (legacy ID-only files match on the container ID).
     fn gc(&self, request: &Request) -> CniResult<()> {
-        let data_dir = config::data_dir(&request.config)?;
-        let Some(mut store) = open_existing(&data_dir, request)? else {
-            return Ok(());
-        };
-        let valid = &request.config.valid_attachments;
-        let pairs: HashSet<(&str, &str)> = valid.iter().map(|a| (a.container_id.as_str(), a.ifname.as_str())).collect();
-        let ids: HashSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
-        let keep = |o: &FileOwner| match o {
-            FileOwner::Attachment { id, ifname } => pairs.contains(&(id.as_str(), ifname.as_str())),
-            FileOwner::Legacy { id } => ids.contains(id.as_str()),
-            FileOwner::Unknown => false,
-        };
-        let scan = store.gc(&keep);
-        store.finish();
-        let scan = scan?;
-        if !scan.released.is_empty() {
-            log::info!("GC of network {:?} released {:?}", request.config.name, scan.released);
-        }
-        if scan.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(CniError::new(
-                ErrorCode::Io,
-                format!(
-                    "GC of network {:?}: {} reservation(s) could not be handled",
-                    request.config.name,
-                    scan.errors.len()
-                ),
-            )
-            .with_details(scan.errors.join("; ")))
-        }
+        gc(request).map_err(CniError::from)
     }
 }
 
@@ -200,6 +211,8 @@ pub mod fuzzing {
         let _ = crate::config::data_dir(&request.config);
         let _ = crate::config::StatusConfig::parse(&request.config);
         let _ = crate::config::IpamConfig::parse(&request.config, Vec::new());
-        crate::config::IpamConfig::parse(&request.config, request.cni_args()?.ips()?).map(|_| ())
+        crate::config::IpamConfig::parse(&request.config, request.cni_args()?.ips()?)
+            .map(|_| ())
+            .map_err(conf::CniError::from)
     }
 }

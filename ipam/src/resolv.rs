@@ -2,7 +2,8 @@
 //! `nameserver` adds one server, `domain` sets the domain, `search` and `options` add every word;
 //! lines starting with `#` or `;` and lines with fewer than two words are ignored.
 
-use conf::{CniError, CniResult, Dns, ErrorCode};
+use crate::error::{IoResultExt, Result};
+use conf::Dns;
 use std::path::Path;
 
 /// Parse resolv.conf text.
@@ -31,12 +32,9 @@ pub fn parse(text: &str) -> Dns {
 /// Read and parse the file at `path`.
 ///
 /// # Errors
-/// Code 5 naming the file when it cannot be read.
-pub fn read(path: &Path) -> CniResult<Dns> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CniError::new(ErrorCode::Io, format!("ipam.resolvConf: cannot read {}", path.display()))
-            .with_details(e.to_string())
-    })?;
+/// Code 5 naming the key and the file when it cannot be read.
+pub fn read(path: &Path) -> Result<Dns> {
+    let text = std::fs::read_to_string(path).at("read", path).map_err(|e| e.context("ipam.resolvConf"))?;
     Ok(parse(&text))
 }
 
@@ -60,7 +58,7 @@ mod tests {
     fn empty_and_missing() {
         assert!(parse("").is_empty());
         let e = read(Path::new("/nonexistent/tether-ipam/resolv.conf")).unwrap_err();
-        assert_eq!(e.code, 5);
-        assert!(e.msg.contains("/nonexistent/tether-ipam/resolv.conf"));
+        assert_eq!(e.code(), 5);
+        assert!(e.to_string().contains("/nonexistent/tether-ipam/resolv.conf"));
     }
 }

@@ -21,14 +21,14 @@
 //! whose content equals a container ID, which none of ours ever does (index files start with a
 //! header containing spaces; a waiting spare holds a marker, see [`super::spare`]).
 
-use super::files::{self, io_error};
+use super::files;
 use super::owners::Owners;
 use super::scan::{self, Scan};
 use super::spare;
 use super::stamp::{self, Stamp};
 use super::used::Used;
 use super::{FileOwner, Owner, Store};
-use conf::{CniError, CniResult, ErrorCode};
+use crate::error::{Error, IoResultExt, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File, OpenOptions};
@@ -76,15 +76,15 @@ fn lock(dir: &Path) -> io::Result<Flock<File>> {
 }
 
 /// `<data_dir>/<network>`, refusing a network name that could escape `data_dir` (code 7).
-pub(super) fn store_dir(data_dir: &Path, network: &str) -> CniResult<PathBuf> {
+pub(super) fn store_dir(data_dir: &Path, network: &str) -> Result<PathBuf> {
     if !conf::names::is_identifier(network) {
-        return Err(CniError::new(ErrorCode::InvalidConfig, format!("invalid network name {network:?}")));
+        return Err(Error::config(format!("invalid network name {network:?}")));
     }
     Ok(data_dir.join(network))
 }
 
-fn lock_error(dir: &Path, e: &io::Error) -> CniError {
-    io_error(format!("lock {}", dir.join("lock").display()), e)
+fn lock_error(dir: &Path, e: io::Error) -> Error {
+    Error::io("lock", &dir.join("lock"), e)
 }
 
 impl DiskStore {
@@ -93,10 +93,10 @@ impl DiskStore {
     /// # Errors
     /// Code 7 for a network name that could escape `data_dir`, code 5 when the directory or the
     /// lock cannot be created or taken.
-    pub fn create(data_dir: &Path, network: &str) -> CniResult<DiskStore> {
+    pub fn create(data_dir: &Path, network: &str) -> Result<DiskStore> {
         let dir = store_dir(data_dir, network)?;
-        files::create_dirs(&dir).map_err(|e| io_error(format!("create {}", dir.display()), &e))?;
-        let lock = lock(&dir).map_err(|e| lock_error(&dir, &e))?;
+        files::create_dirs(&dir).at("create", &dir)?;
+        let lock = lock(&dir).map_err(|e| lock_error(&dir, e))?;
         DiskStore::locked(dir, lock)
     }
 
@@ -104,7 +104,7 @@ impl DiskStore {
     ///
     /// # Errors
     /// As [`DiskStore::create`].
-    pub fn open_existing(data_dir: &Path, network: &str) -> CniResult<Option<DiskStore>> {
+    pub fn open_existing(data_dir: &Path, network: &str) -> Result<Option<DiskStore>> {
         let dir = store_dir(data_dir, network)?;
         if !dir.is_dir() {
             return Ok(None);
@@ -112,20 +112,20 @@ impl DiskStore {
         match lock(&dir) {
             Ok(lock) => DiskStore::locked(dir, lock).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(lock_error(&dir, &e)),
+            Err(e) => Err(lock_error(&dir, e)),
         }
     }
 
     /// The store in `dir`, whose lock is held.
-    fn locked(dir: PathBuf, lock: Flock<File>) -> CniResult<DiskStore> {
+    fn locked(dir: PathBuf, lock: Flock<File>) -> Result<DiskStore> {
         let meta = dir.join(".tether");
         // Our private directory, never a symlink to somewhere else: one found there is replaced
         // (the index it held, if any, is rebuilt: no seal).
         if fs::symlink_metadata(&meta).is_ok_and(|m| m.file_type().is_symlink()) {
             log::warn!("{} is a symlink: replaced by a directory of the store", meta.display());
-            fs::remove_file(&meta).map_err(|e| io_error(format!("remove {}", meta.display()), &e))?;
+            fs::remove_file(&meta).at("remove", &meta)?;
         }
-        let created = files::create_dir(&meta).map_err(|e| io_error(format!("create {}", meta.display()), &e))?;
+        let created = files::create_dir(&meta).at("create", &meta)?;
         Ok(DiskStore {
             owners: Owners::new(&meta),
             used: Used::new(&meta),
@@ -143,7 +143,7 @@ impl DiskStore {
     ///
     /// # Errors
     /// Code 5 when the rebuild fails.
-    pub fn ensure_index(&mut self) -> CniResult<()> {
+    pub fn ensure_index(&mut self) -> Result<()> {
         if self.checked {
             return Ok(());
         }
@@ -156,7 +156,7 @@ impl DiskStore {
         self.rebuild(None).map(|_| ())
     }
 
-    fn rebuild(&mut self, keep: Option<&dyn Fn(&FileOwner) -> bool>) -> CniResult<Scan> {
+    fn rebuild(&mut self, keep: Option<&dyn Fn(&FileOwner) -> bool>) -> Result<Scan> {
         self.owners.forget();
         self.used.forget();
         self.changed = true;
@@ -164,14 +164,14 @@ impl DiskStore {
         self.used.damaged = false;
         self.checked = true;
         self.rebuilt = true;
-        scan::rebuild(&self.dir, &self.meta, keep).map_err(|e| io_error(format!("scan {}", self.dir.display()), &e))
+        scan::rebuild(&self.dir, &self.meta, keep).at("scan", &self.dir)
     }
 
     /// GC: release every reservation whose owner `keep` rejects, and rebuild the index.
     ///
     /// # Errors
     /// Code 5 when the directory cannot be read; per-file problems are in [`Scan::errors`].
-    pub fn gc(&mut self, keep: &dyn Fn(&FileOwner) -> bool) -> CniResult<Scan> {
+    pub fn gc(&mut self, keep: &dyn Fn(&FileOwner) -> bool) -> Result<Scan> {
         self.rebuild(Some(keep))
     }
 
@@ -180,7 +180,7 @@ impl DiskStore {
     ///
     /// # Errors
     /// Code 5 naming the files that could not be removed (the others are released anyway).
-    pub fn release_owner(&mut self, owner: &Owner) -> CniResult<Vec<IpAddr>> {
+    pub fn release_owner(&mut self, owner: &Owner) -> Result<Vec<IpAddr>> {
         let ips = self.held_by(owner)?;
         let mut failed = Vec::new();
         for ip in &ips {
@@ -188,13 +188,13 @@ impl DiskStore {
             self.changed = true;
             match spare::retire(&self.meta, &path) {
                 Ok(_) => self.forget(*ip, owner.id),
-                Err(e) => failed.push(format!("{}: {e}", path.display())),
+                Err(e) => failed.push((path, e)),
             }
         }
         if failed.is_empty() {
             Ok(ips)
         } else {
-            Err(CniError::new(ErrorCode::Io, format!("cannot release {}", failed.join("; "))))
+            Err(Error::Release(failed))
         }
     }
 
@@ -243,12 +243,11 @@ impl DiskStore {
 }
 
 impl Store for DiskStore {
-    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<bool> {
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> Result<bool> {
         self.ensure_index()?;
         let path = self.dir.join(ip.to_string());
         self.changed = true;
-        let tmp = spare::draft(&self.meta, owner.file_content().as_bytes())
-            .map_err(|e| io_error(format!("write a reservation in {}", self.meta.display()), &e))?;
+        let tmp = spare::draft(&self.meta, owner.file_content().as_bytes()).at("write a reservation in", &self.meta)?;
         let linked = fs::hard_link(&tmp, &path);
         if let Err(e) = fs::remove_file(&tmp) {
             log::warn!("remove {}: {e}", tmp.display());
@@ -267,19 +266,19 @@ impl Store for DiskStore {
                 }
                 Ok(false)
             }
-            Err(e) => Err(io_error(format!("reserve {}", path.display()), &e)),
+            Err(e) => Err(Error::io("reserve", &path, e)),
         }
     }
 
-    fn release(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<()> {
+    fn release(&mut self, ip: IpAddr, owner: &Owner) -> Result<()> {
         let path = self.dir.join(ip.to_string());
         self.changed = true;
-        spare::retire(&self.meta, &path).map_err(|e| io_error(format!("release {}", path.display()), &e))?;
+        spare::retire(&self.meta, &path).at("release", &path)?;
         self.forget(ip, owner.id);
         Ok(())
     }
 
-    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> CniResult<Option<IpAddr>> {
+    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> Result<Option<IpAddr>> {
         self.ensure_index()?;
         match self.used.next_clear(from, to) {
             Ok(next) => Ok(next),
@@ -290,20 +289,19 @@ impl Store for DiskStore {
         }
     }
 
-    fn last_reserved(&mut self, set: usize) -> CniResult<Option<IpAddr>> {
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>> {
         let path = self.dir.join(format!("last_reserved_ip.{set}"));
-        let bytes = files::read_opt(&path).map_err(|e| io_error(format!("read {}", path.display()), &e))?;
+        let bytes = files::read_opt(&path).at("read", &path)?;
         Ok(bytes.and_then(|b| String::from_utf8_lossy(&b).trim().parse::<IpAddr>().ok()).map(|ip| ip.to_canonical()))
     }
 
-    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> CniResult<()> {
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<()> {
         let path = self.dir.join(format!("last_reserved_ip.{set}"));
         self.changed = true;
-        files::overwrite(&path, ip.to_string().as_bytes())
-            .map_err(|e| io_error(format!("write {}", path.display()), &e))
+        files::overwrite(&path, ip.to_string().as_bytes()).at("write", &path)
     }
 
-    fn held_by(&mut self, owner: &Owner) -> CniResult<Vec<IpAddr>> {
+    fn held_by(&mut self, owner: &Owner) -> Result<Vec<IpAddr>> {
         self.ensure_index()?;
         loop {
             let entries = match self.owners.lookup(owner) {
@@ -313,7 +311,7 @@ impl Store for DiskStore {
                     self.rebuild(None)?;
                     continue;
                 }
-                Err(e) => return Err(io_error(format!("read index of {}", self.dir.display()), &e)),
+                Err(e) => return Err(Error::io("read index of", &self.dir, e)),
             };
             let verified: Vec<IpAddr> =
                 entries.iter().filter(|e| self.verify(e.ip, &|f| e.matches(f))).map(|e| e.ip).collect();

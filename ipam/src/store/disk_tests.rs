@@ -247,7 +247,7 @@ fn absent_store_is_not_created_by_existing_opens() {
     let t = TempDir::new("absent");
     assert!(DiskStore::open_existing(&t.0, "net1").unwrap().is_none());
     assert!(!t.net().exists());
-    assert_eq!(DiskStore::create(&t.0, "../x").unwrap_err().code, 7);
+    assert_eq!(DiskStore::create(&t.0, "../x").unwrap_err().code(), 7);
 }
 
 #[test]

@@ -1,17 +1,11 @@
 //! Small file-system helpers with the modes and atomicity the store promises: directories 0755,
 //! files 0600, reservation content written to a private temp file first and then linked into place.
 
-use conf::{CniError, ErrorCode};
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
-
-/// A store I/O failure as a CNI error (code 5) naming what was being done.
-pub fn io_error(what: impl std::fmt::Display, e: &io::Error) -> CniError {
-    CniError::new(ErrorCode::Io, format!("{what}: {e}"))
-}
 
 /// `mkdir -p` with mode 0755.
 pub fn create_dirs(path: &Path) -> io::Result<()> {

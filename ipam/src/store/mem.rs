@@ -1,7 +1,7 @@
 //! An in-memory [`Store`] for allocator tests.
 
 use super::{Owner, Store};
-use conf::CniResult;
+use crate::error::Result;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -22,7 +22,7 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<bool> {
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> Result<bool> {
         if self.reserved.contains_key(&ip) {
             return Ok(false);
         }
@@ -30,25 +30,25 @@ impl Store for MemStore {
         Ok(true)
     }
 
-    fn release(&mut self, ip: IpAddr, _: &Owner) -> CniResult<()> {
+    fn release(&mut self, ip: IpAddr, _: &Owner) -> Result<()> {
         self.reserved.remove(&ip);
         Ok(())
     }
 
-    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> CniResult<Option<IpAddr>> {
+    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> Result<Option<IpAddr>> {
         Ok(crate::range::first_not_taken(self.reserved.range(from..=to).map(|(ip, _)| *ip), from, to))
     }
 
-    fn last_reserved(&mut self, set: usize) -> CniResult<Option<IpAddr>> {
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>> {
         Ok(self.last.get(&set).copied())
     }
 
-    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> CniResult<()> {
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<()> {
         self.last.insert(set, ip);
         Ok(())
     }
 
-    fn held_by(&mut self, owner: &Owner) -> CniResult<Vec<IpAddr>> {
+    fn held_by(&mut self, owner: &Owner) -> Result<Vec<IpAddr>> {
         let pick = |ifname: Option<&str>| -> Vec<IpAddr> {
             self.reserved
                 .iter()

@@ -20,7 +20,7 @@ mod used;
 pub use disk::DiskStore;
 pub use probe::Probe;
 
-use conf::CniResult;
+use crate::error::Result;
 use std::net::IpAddr;
 
 /// The attachment a reservation belongs to: container ID and interface name.
@@ -79,19 +79,19 @@ impl FileOwner {
 /// The operations allocation needs. Every method runs with the store locked.
 pub trait Store {
     /// Reserve `ip` for `owner`; `false` when the address is already reserved.
-    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<bool>;
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner) -> Result<bool>;
     /// Undo a reservation this command made.
-    fn release(&mut self, ip: IpAddr, owner: &Owner) -> CniResult<()>;
+    fn release(&mut self, ip: IpAddr, owner: &Owner) -> Result<()>;
     /// The first address of `from..=to` (one family) not known to be reserved, if any. A store
     /// may answer optimistically; `reserve` is the final word.
-    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> CniResult<Option<IpAddr>>;
+    fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> Result<Option<IpAddr>>;
     /// `last_reserved_ip.<set>`.
-    fn last_reserved(&mut self, set: usize) -> CniResult<Option<IpAddr>>;
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>>;
     /// Record `ip` in `last_reserved_ip.<set>`.
-    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> CniResult<()>;
+    fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<()>;
     /// The addresses reserved for `owner`; when there are none, those of its container ID in
     /// the legacy format (host-local's fallback).
-    fn held_by(&mut self, owner: &Owner) -> CniResult<Vec<IpAddr>>;
+    fn held_by(&mut self, owner: &Owner) -> Result<Vec<IpAddr>>;
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 //! probe), trusts the occupancy index only while its seal matches, and otherwise reads the
 //! directory's entry names, never their contents. A store that does not exist yet is empty.
 
-use super::files::{self, io_error};
+use super::files;
 use super::stamp::{self, Stamp};
 use super::used::Used;
+use crate::error::{Error, Result};
 use crate::range::first_not_taken;
-use conf::{CniError, CniResult, ErrorCode};
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::AccessFlags;
 use std::collections::BTreeSet;
@@ -38,18 +38,14 @@ pub struct Probe {
     _lock: Option<Flock<File>>,
 }
 
-fn unavailable(msg: String) -> CniError {
-    CniError::new(ErrorCode::PluginNotAvailable, msg)
-}
-
 /// The nearest of `path` and its ancestors that exists: where a store would be created.
 fn nearest_existing(path: &Path) -> Option<&Path> {
     path.ancestors().find(|p| p.exists())
 }
 
-fn writable(dir: &Path) -> CniResult<()> {
+fn writable(dir: &Path) -> Result<()> {
     nix::unistd::access(dir, AccessFlags::W_OK)
-        .map_err(|errno| unavailable(format!("store {} is not writable: {errno}", dir.display())))
+        .map_err(|errno| Error::Unavailable(format!("store {} is not writable: {errno}", dir.display())))
 }
 
 fn lock_shared(dir: &Path) -> io::Result<Option<Flock<File>>> {
@@ -84,12 +80,12 @@ impl Probe {
     /// # Errors
     /// Code 7 for a network name that could escape `data_dir`; code 50 when the store, or the
     /// directory it would be created in, is not writable or cannot be read.
-    pub fn open(data_dir: &Path, network: &str) -> CniResult<Probe> {
+    pub fn open(data_dir: &Path, network: &str) -> Result<Probe> {
         let dir = super::disk::store_dir(data_dir, network)?;
         if !dir.is_dir() {
             let parent = nearest_existing(&dir).unwrap_or(Path::new("/"));
             if !parent.is_dir() {
-                return Err(unavailable(format!(
+                return Err(Error::Unavailable(format!(
                     "store {} cannot be created: {} is not a directory",
                     dir.display(),
                     parent.display()
@@ -99,7 +95,7 @@ impl Probe {
             return Ok(Probe { taken: Taken::Nothing, _lock: None });
         }
         writable(&dir)?;
-        let unreadable = |e: io::Error| unavailable(io_error(format!("read store {}", dir.display()), &e).msg);
+        let unreadable = |e: io::Error| Error::Unavailable(Error::io("read store", &dir, e).to_string());
         let lock = lock_shared(&dir).map_err(unreadable)?;
         let meta = dir.join(".tether");
         let sealed = stamp::read(&meta);
@@ -115,15 +111,15 @@ impl Probe {
     ///
     /// # Errors
     /// Code 50 when an index file cannot be read.
-    pub fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> CniResult<Option<IpAddr>> {
+    pub fn next_untaken(&mut self, from: IpAddr, to: IpAddr) -> Result<Option<IpAddr>> {
         match &mut self.taken {
             Taken::Nothing => Ok(Some(from)),
             Taken::Index(used) => {
                 let next = used.next_clear(from, to);
                 if used.damaged {
-                    return Err(unavailable("the store's index is damaged; the next ADD rebuilds it".into()));
+                    return Err(Error::Unavailable("the store's index is damaged; the next ADD rebuilds it".into()));
                 }
-                next.map_err(|e| unavailable(format!("read the store's index: {e}")))
+                next.map_err(|e| Error::Unavailable(format!("read the store's index: {e}")))
             }
             Taken::Names(names) => Ok(first_not_taken(names.range(from..=to).copied(), from, to)),
         }
