@@ -174,7 +174,7 @@ fn gc(request: &Request) -> Result<()> {
     }
 }
 
-/// The verbs, each answered through the one mapping of [`error`].
+/// The verbs, each answered through the one mapping of `error.rs`.
 impl Plugin for HostLocal {
     fn add(&self, request: &Request) -> CniResult<NetResult> {
         allocate(request).map(|a| a.result).map_err(CniError::from)

@@ -1,6 +1,7 @@
 //! One store, two plugins: tether-ipam and the reference host-local (`/usr/lib/cni/host-local`)
 //! on the same data directory and network name. Each must see, respect and release what the
-//! other reserved, and host-local must keep working on a directory that carries our index.
+//! other reserved, and host-local must keep working on a directory that carries our index
+//! (invariants 2, 5 and 10 of `ipam/src/store/mod.rs`).
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! ADDs killed (SIGKILL) at arbitrary points leave nothing half-written, duplicated or
 //! unreleasable: every reservation file is complete, no attachment holds two addresses of one
-//! set, and DEL (or a repeated ADD) cleans up after each of them.
+//! set, and DEL (or a repeated ADD) cleans up after each of them (invariants 3 and 9 of
+//! `ipam/src/store/mod.rs`).
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! Many ADDs at once, as separate processes, on one store: every address handed out once.
+//! Many ADDs at once, as separate processes, on one store: every address handed out once
+//! (invariants 2 and 3 of `ipam/src/store/mod.rs`).
 
 mod common;
 

@@ -264,6 +264,7 @@ fn status_of_a_network_with_only_runtime_ranges_is_available() {
     assert_eq!(add(T, "c2", &c).code(), Some(7));
 }
 
+/// Invariant 2 of `ipam/src/store/mod.rs`: STATUS takes the lock shared and writes nothing.
 #[test]
 fn status_only_reads_the_store() {
     let d = DataDir::new("statusro");

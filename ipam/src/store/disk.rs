@@ -1,25 +1,11 @@
 //! The on-disk store, shared with host-local, plus a private index that makes every command
 //! cost the same whatever the number of reservations.
 //!
-//! Truth: the reservation files, exactly as host-local writes them. A reservation is created
-//! whole: its content goes to a private file in `.tether/` (a reused spare, see
-//! [`super::spare`], or a new `tmp-res`), which is then hard-linked to `<dir>/<ip>`; the link
-//! fails when the name exists (O_EXCL semantics), and a crash at any point leaves either no
-//! reservation or a complete one. A released reservation is moved to a spare slot rather than
-//! unlinked. `last_reserved_ip.<n>` is overwritten in place, as host-local does: it is only a
-//! hint where to search next, so a torn write costs nothing but a search from the range start,
-//! and it saves a file creation and a rename per ADD. The `lock` file is `flock`ed (exclusively)
-//! from [`DiskStore::create`] or [`DiskStore::open_existing`] until the store is dropped, so a
-//! whole command is one critical section, interlocked with host-local which locks the same file.
-//!
-//! Index (`.tether/`): owner buckets ([`super::owners`]), occupancy bitmaps ([`super::used`])
-//! and the seal ([`super::stamp`]). The index is trusted only while the seal matches the
-//! directories; otherwise (host-local or anything else changed the store, a previous command
-//! died halfway, or this is a store host-local made) it is rebuilt by one full scan. Owner
-//! entries are verified against their files before use; a mismatch forces a rebuild.
-//! host-local walks `.tether/` too (its walk is recursive) but only deletes or reports files
-//! whose content equals a container ID, which none of ours ever does (index files start with a
-//! header containing spaces; a waiting spare holds a marker, see [`super::spare`]).
+//! [`DiskStore`] carries out the invariants written down in `store/mod.rs`: the reservation
+//! files are the truth and are created whole by a link (invariants 1, 3), a release moves them
+//! into a spare (4), the whole command holds the `lock` (2), and the index in `.tether/` (owner
+//! buckets, occupancy bitmaps, the seal) is trusted only while sealed, checked before use and
+//! written back under a broken seal (5 to 8).
 
 use super::files;
 use super::owners::Owners;

@@ -70,6 +70,7 @@ fn sneak(t: &TempDir, name: &str, content: &str) {
     File::open(t.net()).unwrap().set_modified(before).unwrap();
 }
 
+/// Invariants 1 and 10 of store/mod.rs: host-local's files, byte for byte, and nothing of ours that reads as one.
 #[test]
 fn files_are_exactly_host_locals() {
     let t = TempDir::new("format");
@@ -95,6 +96,7 @@ fn files_are_exactly_host_locals() {
     }
 }
 
+/// Invariants 1 and 4 of store/mod.rs: allocation and release through the files.
 #[test]
 fn round_robin_and_release_through_the_disk() {
     let t = TempDir::new("rr");
@@ -110,6 +112,7 @@ fn round_robin_and_release_through_the_disk() {
     assert_eq!(del(&t, "b"), Vec::<IpAddr>::new(), "DEL twice is fine");
 }
 
+/// Invariant 5 of store/mod.rs: a matching seal is trusted; a visible change is not.
 #[test]
 fn the_sealed_index_is_used_without_scanning() {
     let t = TempDir::new("sealed");
@@ -123,6 +126,7 @@ fn the_sealed_index_is_used_without_scanning() {
     assert_eq!(held(&t, "other"), [ip("198.18.0.10")]);
 }
 
+/// Invariant 5 of store/mod.rs: host-local's reservations and releases are detected.
 #[test]
 fn foreign_changes_are_noticed() {
     let t = TempDir::new("foreign");
@@ -136,6 +140,7 @@ fn foreign_changes_are_noticed() {
     assert_eq!(del(&t, "hl"), [ip("198.18.0.3")]);
 }
 
+/// Invariant 6 of store/mod.rs: an owner entry is checked against its file before use.
 #[test]
 fn owner_entries_are_verified_against_the_files() {
     let t = TempDir::new("verify");
@@ -150,6 +155,7 @@ fn owner_entries_are_verified_against_the_files() {
     assert!(t.net().join("198.18.0.2").exists());
 }
 
+/// Invariants 3 and 6 of store/mod.rs: the link, not the bitmap, decides.
 #[test]
 fn a_stale_occupancy_bit_never_hands_out_a_taken_address() {
     let t = TempDir::new("stale-used");
@@ -161,6 +167,7 @@ fn a_stale_occupancy_bit_never_hands_out_a_taken_address() {
     assert_eq!(held(&t, "ghost"), [ip("198.18.0.3")]);
 }
 
+/// Invariant 1 of store/mod.rs: very old host-local's ID-only files are reservations too.
 #[test]
 fn legacy_id_only_files_are_found_and_released() {
     let t = TempDir::new("legacy");
@@ -181,6 +188,7 @@ fn legacy_id_only_files_are_found_and_released() {
     assert_eq!(del(&t, "c"), [ip("198.18.0.9")]);
 }
 
+/// Invariant 4 of store/mod.rs: a release moves the file into a spare, and the next ADD reuses it.
 #[test]
 fn released_files_are_reused_not_recreated() {
     let t = TempDir::new("spare");
@@ -216,6 +224,7 @@ fn released_files_are_reused_not_recreated() {
     assert!(held(&t, "a-long-container-id").is_empty());
 }
 
+/// Invariants 3 and 6 of store/mod.rs: second names and damaged index files left by a crash.
 #[test]
 fn leftovers_of_a_crash_do_no_harm() {
     let t = TempDir::new("crash");
@@ -250,6 +259,7 @@ fn absent_store_is_not_created_by_existing_opens() {
     assert_eq!(DiskStore::create(&t.0, "../x").unwrap_err().code(), 7);
 }
 
+/// Invariant 7 of store/mod.rs: GC is a rebuild that unlinks what the filter rejects.
 #[test]
 fn gc_keeps_what_the_filter_accepts() {
     let t = TempDir::new("gc");
@@ -269,6 +279,7 @@ fn gc_keeps_what_the_filter_accepts() {
     assert!(t.net().join("lock").exists() && t.net().join("last_reserved_ip.0").exists());
 }
 
+/// Invariant 5 of store/mod.rs: the seal follows a symlinked store directory.
 #[test]
 fn a_symlinked_store_directory_is_watched_through_the_link() {
     let t = TempDir::new("symlink");
@@ -281,6 +292,7 @@ fn a_symlinked_store_directory_is_watched_through_the_link() {
     assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.4")]);
 }
 
+/// Invariant 8 of store/mod.rs: only a session that validated the index seals it.
 #[test]
 fn an_index_never_validated_is_never_sealed() {
     let t = TempDir::new("unvalidated");
@@ -291,4 +303,64 @@ fn an_index_never_validated_is_never_sealed() {
     open(&t).finish();
     assert_eq!(held(&t, "other"), [ip("198.18.0.3")], "the next session still rebuilt");
     assert_eq!(add(&t, &["198.18.0.0/24"], "b"), [ip("198.18.0.4")]);
+}
+
+/// The modification time of a directory, to put back after a change that must stay invisible.
+fn mtime(path: &Path) -> std::time::SystemTime {
+    fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Invariants 9 and 5 of store/mod.rs: an ADD killed after its link, before it wrote the index
+/// back, leaves a reservation the next command finds (the link moved the directory's mtime).
+#[test]
+fn an_add_killed_before_writing_the_index_back_is_found_by_the_next_command() {
+    let t = TempDir::new("killed-add");
+    add(&t, &["198.18.0.0/24"], "a"); // .2, sealed
+    let mut s = open(&t);
+    assert!(s.reserve(ip("198.18.0.3"), &Owner { id: "b", ifname: "eth0" }).unwrap());
+    drop(s); // killed: no finish(); the index files and the stamp are still the previous command's
+    assert_eq!(held(&t, "b"), [ip("198.18.0.3")], "the rebuild found it: DEL can release it");
+    assert_eq!(add(&t, &["198.18.0.0/24"], "c"), [ip("198.18.0.4")], "and it is never handed out again");
+    assert_eq!(del(&t, "b"), [ip("198.18.0.3")]);
+}
+
+/// Invariants 9, 4 and 7 of store/mod.rs: a DEL killed between its two releases, the first file
+/// moved into a spare but not yet blanked (it still names its owner).
+#[test]
+fn a_del_killed_halfway_is_finished_by_the_next_del() {
+    let t = TempDir::new("killed-del");
+    let both = ["198.18.0.0/24", "fd7e:7e7e::/64"];
+    assert_eq!(add(&t, &both, "a"), [ip("198.18.0.2"), ip("fd7e:7e7e::2")]);
+    fs::rename(t.net().join("198.18.0.2"), t.net().join(".tether/spare-0")).unwrap();
+    assert_eq!(held(&t, "a"), [ip("fd7e:7e7e::2")], "a spare is no reservation");
+    assert!(!t.net().join(".tether/spare-0").exists(), "the rebuild unlinked the spare and the owner in it");
+    assert_eq!(del(&t, "a"), [ip("fd7e:7e7e::2")]);
+    assert!(held(&t, "a").is_empty());
+    assert_eq!(add(&t, &both, "b"), [ip("198.18.0.3"), ip("fd7e:7e7e::3")]);
+}
+
+/// Invariant 8 of store/mod.rs: a command killed while writing the index back (seal broken, an
+/// index file half-rewritten) leaves an index the next command does not trust, even though the
+/// directories' mtimes still match the old seal.
+#[test]
+fn an_index_written_back_halfway_is_never_trusted() {
+    let t = TempDir::new("torn-index");
+    add(&t, &["198.18.0.0/24"], "a"); // .2, sealed
+    let meta = t.net().join(".tether");
+    let bucket = meta.join(super::super::owners::file_name(super::super::owners::bucket_of("a")));
+    let hide = |change: &dyn Fn()| {
+        let before = mtime(&meta);
+        change();
+        File::open(&meta).unwrap().set_modified(before).unwrap();
+    };
+    // without breaking the seal, a lost bucket goes unnoticed: only the stamp can tell
+    let saved = fs::read(&bucket).unwrap();
+    hide(&|| fs::remove_file(&bucket).unwrap());
+    assert!(held(&t, "a").is_empty(), "the sealed index was trusted");
+    hide(&|| fs::write(&bucket, &saved).unwrap());
+    assert_eq!(held(&t, "a"), [ip("198.18.0.2")]);
+    // killed after the seal was broken and while the bucket was being rewritten
+    stamp::write(&meta, None).unwrap();
+    hide(&|| fs::remove_file(&bucket).unwrap());
+    assert_eq!(held(&t, "a"), [ip("198.18.0.2")], "rebuilt from the files");
 }

@@ -4,7 +4,86 @@
 //! On disk (`backend/disk/backend.go`, byte for byte): `<dataDir>/<network>/<ip>` holds
 //! `<containerID>\r\n<ifname>` (no trailing newline; very old host-local wrote the ID alone),
 //! `last_reserved_ip.<set index>` holds an address, and `lock` is `flock`ed by every command of
-//! both plugins. Our private index lives in `.tether/` beside them (see [`disk`]).
+//! both plugins. Beside them, `.tether/` holds tether's index: `stamp` (the seal), `o-XX` (owner
+//! buckets, [`owners`]), `u4-*`/`u6-*` (occupancy bitmaps, [`used`]), and `spare-N` / `tmp-res`
+//! (files on their way into or out of use, [`spare`]). host-local keeps everything in one
+//! directory of files and reads all of them on every command; the index makes every command cost
+//! the same whatever the number of reservations. These are the rules that keep it honest; tests
+//! name the invariant they check ("invariant N of store/mod.rs").
+//!
+//! # Invariants
+//!
+//! 1. **The truth is host-local's files.** An address is reserved exactly when a regular file
+//!    named after it (canonical form only, [`files::ip_of_name`]) exists in the network directory;
+//!    its owner is its content ([`FileOwner::parse`]). `last_reserved_ip.*` is a hint where the
+//!    round-robin search resumes (overwritten in place, as host-local does, which saves a file
+//!    creation and a rename per ADD: torn or missing, the search starts at the range start). Everything in `.tether/` is derived: deleting it costs
+//!    one rebuild, never a reservation.
+//! 2. **One command, one critical section.** ADD, DEL, CHECK and GC hold `lock` exclusively from
+//!    [`DiskStore::create`] / [`DiskStore::open_existing`] until the store is dropped (after
+//!    [`DiskStore::finish`]); STATUS holds it shared ([`Probe`]) and writes nothing. host-local
+//!    locks the same file, so neither plugin ever sees the other halfway; `lock` is never opened
+//!    through a symlink. Every rule below is read under this lock.
+//! 3. **A reservation is created whole, and the link decides.** Its content is written to a
+//!    private file in `.tether/` (a spare, or a new `tmp-res`), hard-linked to `<dir>/<ip>`, and
+//!    the private name unlinked. The link fails when the name exists, so it, not the index, is
+//!    the final word on whether an address is free, whatever the index says. A reservation file is
+//!    never written after its creation. A crash leaves no reservation or a complete one, at worst
+//!    with a second name in `.tether/` (`tmp-res` or `spare-N` with two links), which is never
+//!    rewritten: `tmp-res` is unlinked before reuse, and a spare is reused only with one link.
+//! 4. **A release moves the file, never rewrites it in place while it is a reservation.** It is
+//!    renamed into a free spare slot (unlinked when all are taken) and then blanked with the spare
+//!    marker. A crash in between leaves a spare holding an owner, which no command of ours reads
+//!    as a reservation (wrong name) and the next rebuild unlinks (invariant 7).
+//! 5. **Every change to the truth changes a directory's mtime, and the seal records the one we
+//!    set.** Creating, renaming or unlinking a reservation (by us, host-local or a person) sets
+//!    the network directory's mtime to now. After writing its index back a command moves the
+//!    mtimes of the directory and of `.tether/` two seconds into the past and records them, with
+//!    their device and inode numbers, in `.tether/stamp` ([`stamp`], checksummed). The index is
+//!    trusted only while the stamp matches both directories as they are now; otherwise the next
+//!    command rebuilds it from the files (invariant 7) before using it. This is how host-local's
+//!    (and anyone's) reservations and releases are detected. Not detected: a file slipped in
+//!    while its writer restores the mtime, a content rewritten in place, or a clock stepped back
+//!    onto the recorded value; invariants 3 and 6 still hold then.
+//! 6. **The index is a cache, checked before it can do harm.** An owner entry is used only after
+//!    its file was read back and still names that owner ([`DiskStore::held_by`]); a mismatch or
+//!    a damaged bucket rebuilds the index and answers from the rebuild, so DEL never releases
+//!    another attachment's address. An occupancy bit wrongly clear costs one failed link
+//!    (invariant 3) and leaves the index unsealed; a damaged chunk reads as "maybe free". An
+//!    owner whose content does not parse is counted as occupied but indexed to nobody: no request
+//!    can match it, and GC releases it.
+//! 7. **A rebuild starts from nothing.** It breaks the seal, unlinks every index file, `tmp-*`
+//!    and `spare-*` (any of which may be a second name of a reservation or hold an old owner),
+//!    reads every reservation (with GC's filter, unlinking the rejected ones), and writes the
+//!    buckets and chunks; [`DiskStore::finish`] seals. Killed halfway, it leaves a broken seal
+//!    and the next command rebuilds again.
+//! 8. **The index is written back under a broken seal.** [`DiskStore::finish`] first marks the
+//!    stamp invalid, then rewrites buckets and chunks in place, then seals; so a command killed
+//!    at any step before the seal leaves an index the next command does not trust. Only a
+//!    session that validated or rebuilt the index seals it, and only when nothing looked wrong
+//!    (a link that found an unrecorded reservation, an index file it could not write): otherwise
+//!    it leaves the seal broken.
+//! 9. **A crash at each step of a verb.**
+//!    - ADD killed after a link but before [`DiskStore::finish`]: the reservation exists, the
+//!      index files do not know it, and the link moved the directory's mtime, so the next command
+//!      rebuilds and finds it. The runtime saw no answer and sends DEL, which releases it; or a
+//!      repeated ADD returns it and reserves what is missing. An ADD that fails (not killed)
+//!      releases every address it reserved itself, and only those, before it answers.
+//!    - DEL killed between two releases: the released one is gone (or waits in a spare,
+//!      invariant 4), the other is still a reservation of the attachment; the rename moved the
+//!      mtime, so the next DEL rebuilds, finds it and releases it. DEL with nothing held succeeds.
+//!    - GC killed halfway: the rejected reservations it unlinked are gone, the rest are still
+//!      files; the seal is broken (invariant 7) and a repeated GC finishes the job.
+//!    - Any verb killed while writing the index back: invariant 8.
+//! 10. **host-local never mistakes our files for reservations.** Its DEL and CHECK walk the whole
+//!     network directory, `.tether/` included, and compare contents with `<id>\r\n<ifname>` or
+//!     `<id>`: every index file starts with a header containing a space, the stamp too, and a
+//!     waiting spare holds a marker with one. Its allocation tests names only, and ours are never
+//!     addresses. Only a crash inside invariant 3 or 4 leaves an owner's content in `.tether/`
+//!     for host-local to see, until our next command rebuilds.
+//! 11. **No fsync, as host-local.** After a power failure a reservation may read empty, or as
+//!     the older content of the spare it was written into: neither names a valid attachment, so
+//!     GC releases it.
 
 pub mod disk;
 mod files;
@@ -98,6 +177,7 @@ pub trait Store {
 mod tests {
     use super::*;
 
+    /// Invariant 1 of store/mod.rs: a reservation's owner is its content, read as host-local reads it.
     #[test]
     fn owner_parsing_matches_host_local() {
         let o = Owner { id: "c1", ifname: "eth0" };

@@ -10,6 +10,8 @@
 //! header line containing spaces, so host-local, which reads every file under the network
 //! directory and compares it with `<id>\r\n<ifname>` or `<id>`, never takes one for a
 //! reservation. The index is only a cache: callers verify every address against its file.
+//!
+//! The rules this serves: invariant 6 of `store/mod.rs`.
 
 use super::{files, spare};
 use super::{FileOwner, Owner};

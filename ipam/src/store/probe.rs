@@ -6,6 +6,8 @@
 //! shared (host-local and our writers take it exclusively, so the files cannot change under the
 //! probe), trusts the occupancy index only while its seal matches, and otherwise reads the
 //! directory's entry names, never their contents. A store that does not exist yet is empty.
+//!
+//! The rules this serves: invariants 2 and 5 of `store/mod.rs`.
 
 use super::files;
 use super::stamp::{self, Stamp};

@@ -3,6 +3,8 @@
 //! scan that dies halfway only leaves an index the next command rebuilds again. Memory stays small whatever the
 //! store size: owner lines stream into their bucket files, and only the addresses (16 bytes each)
 //! are kept, sorted, to write the occupancy chunks one at a time.
+//!
+//! The rules this serves: invariant 7 of `store/mod.rs`.
 
 use super::owners::{self, Entry};
 use super::{files, spare, stamp, used, FileOwner};

@@ -25,6 +25,8 @@
 //! Like host-local, the store does not fsync: after a power failure a reservation written into a
 //! spare may read as the spare's older content, as a newly created one may read empty. Either
 //! names no valid attachment, so GC releases it.
+//!
+//! The rules this serves: invariants 3, 4 and 7 of `store/mod.rs`.
 
 use super::files;
 use std::fs::{self, OpenOptions};
@@ -156,6 +158,7 @@ mod tests {
         p
     }
 
+    /// Invariant 4 of store/mod.rs: a retired file is blanked, then reused.
     #[test]
     fn retire_then_draft_reuses_the_inode() {
         let d = dir("reuse");
@@ -199,6 +202,7 @@ mod tests {
         assert_eq!(fs::read_dir(&d.0).unwrap().count(), 1);
     }
 
+    /// Invariant 3 of store/mod.rs: a second name of a reservation is never rewritten.
     #[test]
     fn a_second_link_or_a_foreign_file_is_never_rewritten() {
         let d = dir("unsafe");

@@ -11,6 +11,8 @@
 //!
 //! The stamp record is rewritten in place (`pwrite`), which changes no directory. It carries a
 //! checksum, so a torn write reads as "no stamp" and leads to a rebuild.
+//!
+//! The rules this serves: invariants 5 and 8 of `store/mod.rs`.
 
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
@@ -105,6 +107,7 @@ pub fn seal(dir: &Path, meta: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Invariants 5 and 10 of store/mod.rs: a torn stamp is no stamp, and it never reads as a reservation.
     #[test]
     fn encode_decode_and_reject_damage() {
         let s = Stamp { fields: [1, 2, 1_700_000_000, 999_999_999, 1, 3, -5, 0] };

@@ -12,6 +12,8 @@
 //! mounted with `discard`); a full scan drops the empty ones. There are thus never more
 //! chunk files than reservations made since the last scan. The bitmaps are a hint: the O_EXCL link decides, and a bit found
 //! wrong is corrected and makes the store rebuild its index next time.
+//!
+//! The rules this serves: invariant 6 of `store/mod.rs`.
 
 use super::files;
 use crate::range::{from_u128, to_u128};
@@ -250,6 +252,7 @@ mod tests {
         assert!(is_chunk_name("u4-c612") && !is_chunk_name("o-01"));
     }
 
+    /// Invariant 6 of store/mod.rs (a damaged chunk reads as "maybe free"), and the chunk format.
     #[test]
     fn bits_search_and_persist() {
         let dir = std::env::temp_dir().join(format!("tether-ipam-used-{}", std::process::id()));
