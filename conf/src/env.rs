@@ -4,7 +4,7 @@
 //! checked here, before they can become a path or a link name (libcni `pkg/utils`, skel codes).
 
 use crate::error::{CniError, ErrorCode};
-use crate::names::{is_identifier, IDENTIFIER_PATTERN};
+use crate::names::{ifname_problem, is_identifier, IDENTIFIER_PATTERN};
 use std::path::PathBuf;
 
 /// The verb in `CNI_COMMAND`.
@@ -124,27 +124,14 @@ pub fn validate_container_id(id: &str) -> Result<(), CniError> {
     }
 }
 
-/// The kernel's limit on an interface name, without the trailing NUL (IFNAMSIZ - 1).
-pub const MAX_IFNAME_LEN: usize = 15;
-
-/// An interface name: non-empty, at most 15 bytes, not `.` or `..`, no `/`, `:` or whitespace.
+/// An interface name the kernel accepts ([`ifname_problem`]): code 4 otherwise.
 pub fn validate_ifname(name: &str) -> Result<(), CniError> {
-    let bad = |why: &str| {
-        Err(CniError::new(ErrorCode::InvalidEnvironment, format!("invalid interface name {name:?}: {why}")))
-    };
-    if name.is_empty() {
-        return bad("empty");
+    match ifname_problem(name) {
+        None => Ok(()),
+        Some(why) => {
+            Err(CniError::new(ErrorCode::InvalidEnvironment, format!("invalid interface name {name:?}: {why}")))
+        }
     }
-    if name.len() > MAX_IFNAME_LEN {
-        return bad("longer than 15 bytes");
-    }
-    if name == "." || name == ".." {
-        return bad("reserved name");
-    }
-    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
-        return bad("contains '/', ':' or whitespace");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

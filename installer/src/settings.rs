@@ -215,7 +215,7 @@ impl Settings {
             }
         };
         let bridge = get("TETHER_BRIDGE", "tether0");
-        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ':', ' ']) {
+        if conf::names::ifname_problem(&bridge).is_some() {
             return Err(bad("TETHER_BRIDGE", format!("{bridge:?} is not an interface name (1-15 bytes)")));
         }
         let mtu = match get("TETHER_MTU", "").as_str() {

@@ -4,7 +4,7 @@
 
 use crate::NftError;
 use conf::hash::fnv1a64;
-use conf::names::{is_identifier, IDENTIFIER_PATTERN};
+use conf::names::{ifname_problem, is_identifier, IDENTIFIER_PATTERN};
 
 /// NFT_NAME_MAXLEN (256) minus the NUL.
 const MAX_NAME_LEN: usize = 255;
@@ -17,19 +17,12 @@ const MAX_NETWORK_IN_NAME: usize = 200;
 const MAX_ID_IN_COMMENT: usize = 96;
 const ID_PREFIX_WHEN_HASHED: usize = 90;
 
-/// An interface name as the kernel accepts it: 1..=15 bytes, no '/', ':', whitespace or NUL.
+/// An interface name as the kernel accepts it ([`conf::names::ifname_problem`]).
 pub(crate) fn check_ifname(op: &'static str, what: &str, name: &str) -> Result<(), NftError> {
-    let bad = |why: &str| Err(NftError::invalid(op, format!("{what} {name:?}"), why));
-    if name.is_empty() {
-        return bad("empty");
+    match ifname_problem(name) {
+        None => Ok(()),
+        Some(why) => Err(NftError::invalid(op, format!("{what} {name:?}"), why.to_string())),
     }
-    if name.len() > 15 {
-        return bad("longer than 15 bytes");
-    }
-    if name.chars().any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace()) {
-        return bad("contains '/', ':', NUL or whitespace");
-    }
-    Ok(())
 }
 
 /// The table name for `network`: `tether-<network>`, or `tether-<first 200 bytes>-<hash>` for very long names.
