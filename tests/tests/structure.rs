@@ -182,6 +182,19 @@ fn group_end(toks: &[Token], open: usize) -> usize {
     toks.len()
 }
 
+/// The index just past the `;` that ends the statement starting at `start` (`use a::{b, c};`).
+fn statement_end(toks: &[Token], start: usize) -> usize {
+    let mut i = start;
+    while i < toks.len() {
+        match toks[i].tok {
+            Tok::Punct(';') => return i + 1,
+            Tok::Punct('(' | '[' | '{') => i = group_end(toks, i),
+            _ => i += 1,
+        }
+    }
+    toks.len()
+}
+
 /// The index just past the item starting at `start`: its `;` or its outermost `{ .. }`.
 fn item_end(toks: &[Token], start: usize) -> usize {
     let mut i = start;
@@ -215,6 +228,8 @@ struct Module {
 #[derive(Debug, Default)]
 struct Crate {
     name: String,
+    /// Files are shown relative to this directory.
+    base: PathBuf,
     modules: BTreeMap<ModPath, Module>,
 }
 
@@ -227,9 +242,9 @@ fn show(path: &ModPath) -> String {
 }
 
 impl Crate {
-    /// The crate whose root file is `root`.
-    fn load(name: &str, root: &Path) -> Result<Crate, String> {
-        let mut krate = Crate { name: name.to_string(), modules: BTreeMap::new() };
+    /// The crate whose root file is `root`, its files shown relative to `base`.
+    fn load(name: &str, root: &Path, base: &Path) -> Result<Crate, String> {
+        let mut krate = Crate { name: name.to_string(), base: base.to_path_buf(), modules: BTreeMap::new() };
         let dir = root.parent().unwrap_or(Path::new(".")).to_path_buf();
         krate.load_file(root, Vec::new(), &dir)?;
         Ok(krate)
@@ -395,7 +410,7 @@ fn reexports(code: &[Token]) -> BTreeMap<String, Vec<String>> {
     let mut i = 0;
     while i < code.len() {
         if is_ident(code.get(i), "use") && is_reexport(code, i) {
-            let end = item_end(code, i);
+            let end = statement_end(code, i);
             let mut paths = Vec::new();
             use_paths(&code[i + 1..end.saturating_sub(1)], &[], &mut paths);
             for (path, _) in paths {
@@ -433,6 +448,7 @@ impl Crate {
                 if !self.modules.contains_key(&child) {
                     return None;
                 }
+                segs.next();
                 child
             }
         };
@@ -488,7 +504,7 @@ impl Crate {
             let mut i = 0;
             while i < toks.len() {
                 if is_ident(toks.get(i), "use") {
-                    let end = item_end(toks, i);
+                    let end = statement_end(toks, i);
                     let reexport = is_reexport(toks, i);
                     let mut paths = Vec::new();
                     use_paths(&toks[i + 1..end.saturating_sub(1)], &[], &mut paths);
@@ -545,7 +561,7 @@ impl Crate {
             let cycle_len = cycle.len();
             let mut text = format!("{}: {}", self.name, show(start));
             for edge in cycle {
-                let file = edge.file.strip_prefix(workspace_root()).unwrap_or(&edge.file);
+                let file = edge.file.strip_prefix(&self.base).unwrap_or(&edge.file);
                 text.push_str(&format!(" -> {} ({}:{})", show(&edge.to), file.display(), edge.line));
             }
             if component.len() > cycle_len {
@@ -674,7 +690,7 @@ fn workspace_cycles(skip: &[&str]) -> Vec<String> {
     assert!(targets.len() >= 8, "found only {targets:?}: is the workspace manifest still read right?");
     let mut cycles = Vec::new();
     for (name, root) in targets.iter().filter(|(n, _)| !skip.iter().any(|s| n.starts_with(&format!("{s} ")))) {
-        let krate = Crate::load(name, root).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let krate = Crate::load(name, root, &workspace_root()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!krate.modules.is_empty());
         cycles.extend(krate.cycles());
     }
@@ -713,7 +729,7 @@ impl Scratch {
     }
 
     fn cycles(&self) -> Vec<String> {
-        Crate::load("scratch", &self.0.join("lib.rs")).unwrap().cycles()
+        Crate::load("scratch", &self.0.join("lib.rs"), &self.0).unwrap().cycles()
     }
 }
 
@@ -771,6 +787,39 @@ fn siblings_through_use_groups_and_expression_paths_are_a_cycle() {
 }
 
 #[test]
+fn the_last_member_of_a_use_group_and_re_exported_items_lead_to_their_module() {
+    let s = Scratch::new(
+        "groups",
+        &[
+            ("lib.rs", "mod a;\nmod b;\n"),
+            ("a.rs", "use crate::{b::x::X, b::Y};\n"),
+            ("b/mod.rs", "pub mod x;\npub mod y;\npub use y::Y;\n"),
+            ("b/x.rs", "pub struct X;\n"),
+            ("b/y.rs", "pub struct Y;\npub fn f() { crate::a::g() }\n"),
+        ],
+    );
+    let cycles = s.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(cycles[0].starts_with("scratch: a -> b::y (a.rs:1) -> a (b/y.rs:2)"), "{cycles:?}");
+}
+
+#[test]
+fn a_parent_calling_into_a_grandchild_by_its_path_is_an_edge_to_it() {
+    let s = Scratch::new(
+        "deep",
+        &[
+            ("lib.rs", "mod b;\n"),
+            ("b/mod.rs", "mod x;\npub fn h() { x::deep::f() }\n"),
+            ("b/x.rs", "pub mod deep;\n"),
+            ("b/x/deep.rs", "pub fn f() { super::super::h() }\n"),
+        ],
+    );
+    let cycles = s.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(cycles[0].starts_with("scratch: b -> b::x::deep (b/mod.rs:2) -> b (b/x/deep.rs:1)"), "{cycles:?}");
+}
+
+#[test]
 fn test_code_is_left_out() {
     let s = Scratch::new(
         "tests",
@@ -788,7 +837,7 @@ fn test_code_is_left_out() {
 fn the_workspace_graph_is_read() {
     // conf's root re-exports, its config reads env: the parser sees real code
     let conf = workspace_root().join("conf/src/lib.rs");
-    let krate = Crate::load("tether-conf", &conf).unwrap();
+    let krate = Crate::load("tether-conf", &conf, &workspace_root()).unwrap();
     let edges = krate.edges();
     let config = edges.get(&vec!["config".to_string()]).expect("conf::config is a module");
     assert!(config.contains_key(&vec!["error".to_string()]), "{config:?}");
