@@ -7,7 +7,7 @@
 //! namespace it serves, on the main thread, switched for the synchronous `connect` only (see
 //! `netns.rs`); nothing awaits while switched.
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::firewall::Firewall;
 use crate::netlink::Netlink;
 use crate::netns::Netns;
@@ -35,7 +35,7 @@ impl Context {
             .map_err(|e| Error::Internal(format!("start the async runtime: {e}")))?;
         let node = {
             let _in_runtime = runtime.enter();
-            Netlink::connect()?
+            Netlink::connect().doing("connect to route netlink on the node")?
         };
         Ok(Context { runtime, node, firewall: Firewall::on_node() })
     }
@@ -47,7 +47,7 @@ impl Context {
     pub fn connect_in(&self, netns: &Netns) -> Result<Netlink> {
         let _in_runtime = self.runtime.enter();
         let _inside = netns.enter()?;
-        Netlink::connect()
+        Netlink::connect().doing(format!("connect to route netlink in {}", netns.path().display()))
     }
 
     /// Run `work` to completion on the invocation's runtime.

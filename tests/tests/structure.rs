@@ -1,7 +1,7 @@
 //! The workspace's module structure: no crate has an import cycle between its modules.
 //!
 //! Run: `cargo test -p tether-tests --test structure` (no root, no built binaries; it reads the
-//! sources). `-- --include-ignored` also runs the whole-workspace check while it is ignored.
+//! sources).
 //!
 //! # What counts as a cycle
 //! - **Nodes**: the modules of one crate target (`src/lib.rs` or `src/main.rs` and every module
@@ -698,16 +698,8 @@ fn workspace_cycles(skip: &[&str]) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "enabled by the lead once plugin's cycles are gone"]
 fn no_crate_has_an_import_cycle() {
     let cycles = workspace_cycles(&[]);
-    assert!(cycles.is_empty(), "import cycles (see this file's doc for the rules):\n{}", cycles.join("\n"));
-}
-
-/// The same check without the plugin, until its cycles are gone (then this test goes).
-#[test]
-fn no_crate_but_the_plugin_has_an_import_cycle() {
-    let cycles = workspace_cycles(&["tether"]);
     assert!(cycles.is_empty(), "import cycles (see this file's doc for the rules):\n{}", cycles.join("\n"));
 }
 

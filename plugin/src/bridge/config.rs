@@ -105,21 +105,10 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::config(msg)
 }
 
-/// An interface name the kernel accepts: 1..=15 bytes, not `.`/`..`, no `/`, `:`, whitespace or NUL.
+/// An interface name the kernel accepts (`conf::names::ifname_problem`): code 7 otherwise.
 pub fn check_ifname(what: &str, name: &str) -> Result<()> {
-    let why = if name.is_empty() {
-        Some("is empty")
-    } else if name.len() > 15 {
-        Some("is longer than 15 bytes")
-    } else if name == "." || name == ".." {
-        Some("is not a valid interface name")
-    } else if name.chars().any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace()) {
-        Some("contains '/', ':', NUL or whitespace")
-    } else {
-        None
-    };
-    match why {
-        Some(why) => Err(invalid(format!("{what} {name:?} {why}"))),
+    match conf::names::ifname_problem(name) {
+        Some(problem) => Err(invalid(format!("{what} {name:?}: {problem}"))),
         None => Ok(()),
     }
 }

@@ -26,7 +26,6 @@ mod nsid;
 mod root_tests;
 pub mod route;
 
-use crate::error::Error;
 use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -100,18 +99,20 @@ impl Netlink {
     /// called inside the tokio runtime; performs no await.
     ///
     /// # Errors
-    /// When the socket cannot be opened.
-    pub fn connect() -> crate::error::Result<Netlink> {
+    /// When the socket cannot be opened or configured.
+    pub fn connect() -> Result<Netlink, NlError> {
         let (mut connection, handle, _) = netlink_proto::new_connection(NETLINK_ROUTE)
-            .map_err(|e| Error::kernel("open netlink socket", NlError::other(e.to_string())))?;
+            .map_err(|e| NlError::other(format!("open netlink socket: {e}")))?;
         // Every request of a batch answers, a change with an ACK: a batch tells its requests'
         // outcomes apart only if the ACKs reach it too (netlink-proto drops them by default).
         connection.set_forward_ack(true);
         // Strict checking (Linux 4.20+) makes the kernel filter a dump by the header's fields, so
         // the addresses of one link are read without the node sending every address it has.
-        connection.socket_mut().socket_mut().set_netlink_get_strict_chk(true).map_err(|e| {
-            Error::kernel("enable strict checking on the netlink socket", NlError::other(e.to_string()))
-        })?;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .set_netlink_get_strict_chk(true)
+            .map_err(|e| NlError::other(format!("enable strict checking on the netlink socket: {e}")))?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
