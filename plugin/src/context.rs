@@ -33,10 +33,9 @@ impl Context {
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("start the async runtime: {e}")))?;
-        let node = {
-            let _in_runtime = runtime.enter();
-            Netlink::connect().doing("connect to route netlink on the node")?
-        };
+        // Inside `block_on`, so spawning the connection's task wakes no driver (an eventfd write
+        // per connection when spawned from outside).
+        let node = runtime.block_on(async { Netlink::connect().doing("connect to route netlink on the node") })?;
         Ok(Context { runtime, node, firewall: Firewall::on_node() })
     }
 
@@ -45,9 +44,11 @@ impl Context {
     /// # Errors
     /// Code 101 when the namespace cannot be entered; 100 when the socket cannot be opened.
     pub fn connect_in(&self, netns: &Netns) -> Result<Netlink> {
-        let _in_runtime = self.runtime.enter();
-        let _inside = netns.enter()?;
-        Netlink::connect().doing(format!("connect to route netlink in {}", netns.path().display()))
+        // No await in this block: the switch lasts for the synchronous connect only.
+        self.runtime.block_on(async {
+            let _inside = netns.enter()?;
+            Netlink::connect().doing(format!("connect to route netlink in {}", netns.path().display()))
+        })
     }
 
     /// Run `work` to completion on the invocation's runtime.
