@@ -1,4 +1,5 @@
-//! Latency of the public calls, with 0..1000 other attachments present.
+//! Latency of the public calls, each on a session of its own as a plugin invocation has, with 0..1000 other
+//! attachments present.
 //!
 //! Run as root: `cargo run --release -p tether-nft --example nft_bench`. The process first moves itself into a new,
 //! empty network namespace (unshare on its only thread), so the machine's own ruleset is never touched, and the
@@ -8,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use nft::{masq_add, masq_del, masq_list, spoofchk_add, spoofchk_del, MasqEntry};
+use nft::{MasqEntry, Session};
 
 fn entry(i: u32) -> MasqEntry {
     // 198.18.0.0/15 holds 131072 addresses: plenty for the benchmark.
@@ -19,6 +20,10 @@ fn entry(i: u32) -> MasqEntry {
 fn mac(i: u32) -> [u8; 6] {
     let b = i.to_be_bytes();
     [0x02, 0x7e, b[0], b[1], b[2], b[3]]
+}
+
+fn session() -> Session {
+    Session::open().unwrap()
 }
 
 /// Median and 90th percentile of `samples`.
@@ -41,13 +46,15 @@ fn main() {
         "spoof_del p50/p90"
     );
     let t = Instant::now();
-    masq_add("bench", "first", "eth0", &[entry(100_000)], &[]).unwrap();
-    spoofchk_add("bench", "first", "eth0", "vfirst", mac(100_000)).unwrap();
+    session().masq_add("bench", "first", "eth0", &[entry(100_000)], &[]).unwrap();
+    session().spoofchk_add("bench", "first", "eth0", "vfirst", mac(100_000)).unwrap();
     eprintln!("first masq_add + spoofchk_add (creates both tables): {:?}", t.elapsed());
     for target in [0u32, 10, 100, 1000] {
         while present < target {
-            masq_add("bench", &format!("c{present}"), "eth0", &[entry(present)], &[]).unwrap();
-            spoofchk_add("bench", &format!("c{present}"), "eth0", &format!("v{present}"), mac(present)).unwrap();
+            session().masq_add("bench", &format!("c{present}"), "eth0", &[entry(present)], &[]).unwrap();
+            session()
+                .spoofchk_add("bench", &format!("c{present}"), "eth0", &format!("v{present}"), mac(present))
+                .unwrap();
             present += 1;
         }
         let (mut add, mut del, mut list, mut sadd, mut sdel) = (vec![], vec![], vec![], vec![], vec![]);
@@ -55,19 +62,19 @@ fn main() {
             let id = format!("probe{r}");
             let e = entry(50_000 + r);
             let t = Instant::now();
-            masq_add("bench", &id, "eth0", &[e], &[]).unwrap();
+            session().masq_add("bench", &id, "eth0", &[e], &[]).unwrap();
             add.push(t.elapsed());
             let t = Instant::now();
-            assert_eq!(masq_list("bench", &id, "eth0").unwrap(), vec![e.addr]);
+            assert_eq!(session().masq_list("bench", &id, "eth0").unwrap(), vec![e.addr]);
             list.push(t.elapsed());
             let t = Instant::now();
-            masq_del("bench", &id, "eth0").unwrap();
+            session().masq_del("bench", &id, "eth0").unwrap();
             del.push(t.elapsed());
             let t = Instant::now();
-            spoofchk_add("bench", &id, "eth0", "vprobe", mac(50_000 + r)).unwrap();
+            session().spoofchk_add("bench", &id, "eth0", "vprobe", mac(50_000 + r)).unwrap();
             sadd.push(t.elapsed());
             let t = Instant::now();
-            spoofchk_del("bench", &id, "eth0").unwrap();
+            session().spoofchk_del("bench", &id, "eth0").unwrap();
             sdel.push(t.elapsed());
         }
         let cell = |s: Vec<Duration>| {

@@ -29,8 +29,8 @@ use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
-use crate::state::{backoff, Companion, Ctx, MAX_ATTEMPTS};
-use crate::NftError;
+use crate::state::{backoff, Companion, MAX_ATTEMPTS};
+use crate::{NftError, Session};
 
 /// The top byte shared by every tether isolation group.
 pub const ISOLATION_TAG: u32 = 0x7e00_0000;
@@ -97,90 +97,94 @@ fn rule() -> Vec<Expr> {
     exprs
 }
 
-/// Isolate `network` from every other tether network: make sure the shared table exists (created race-free) and
-/// holds the network's group. Returns the group to give the network's node-side interfaces. Idempotent: the usual
-/// call (element present) is one read.
-pub fn isolate_add(network: &str) -> Result<u32, NftError> {
-    const OP: &str = "isolate_add";
-    let group = isolation_group(network)?;
-    let comment = names::network_comment(network);
-    let t = table();
-    let set = t.set(SAME);
-    let elem = Elem::new(key(group), Some(&comment));
-    let mut ctx = Ctx::open(OP)?;
-    let mut last: Option<NftError> = None;
-    for attempt in 0..MAX_ATTEMPTS {
-        backoff(attempt);
-        match ctx.get_elem(set, &elem.key)? {
-            Some(e) if e.comment.as_deref() == Some(comment.as_str()) => return Ok(group),
-            Some(e) => {
-                // Sharing a group would silently let the two networks reach each other.
-                return Err(NftError::invalid(
-                    OP,
-                    format!("network {network:?}"),
-                    format!(
-                        "its isolation group {group:#x} is held by network {:?} (a 24-bit hash collision): rename \
-                         one of the two",
-                        e.comment.as_deref().unwrap_or("?")
-                    ),
-                ));
-            }
-            None => {}
-        }
-        let mut batch = Batch::new();
-        batch.push(objects::add_elems(set, std::slice::from_ref(&elem), true), set.describe());
-        match ctx.commit(&batch, &t.describe())? {
-            Commit::Done => return Ok(group),
-            // ENOENT: no table yet; EEXIST: a concurrent ADD of the same network won. Read again either way.
-            Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => {
-                ctx.ensure_table(&t, |b| table_contents(&t, b))?;
-            }
-            Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::EEXIST) => {
-                last = Some(ctx.failure(&batch, &fs[0]))
-            }
-            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
-            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, t.describe(), errno, detail)),
-        }
-    }
-    Err(last.unwrap_or_else(|| NftError::gave_up(OP, t.describe())))
-}
-
 /// The network's isolation element, as what goes with its masquerade table on its last DEL.
 pub(crate) fn companion(network: &str) -> Result<Companion, NftError> {
     let group = isolation_group(network)?;
     Ok(Companion { table: table(), set: SAME, key: key(group), comment: names::network_comment(network) })
 }
 
-/// Remove `network`'s isolation element if it holds one (GC, when no attachment of the network is left), and the
-/// shared table with it when it was the last one.
-pub fn isolate_del(network: &str) -> Result<(), NftError> {
-    const OP: &str = "isolate_del";
-    let c = companion(network)?;
-    let mut ctx = Ctx::open(OP)?;
-    for attempt in 0..MAX_ATTEMPTS {
-        backoff(attempt);
-        let mut batch = Batch::new().if_generation(ctx.generation()?);
-        ctx.push_companion_removal(&mut batch, &c)?;
-        if batch.is_empty() {
-            return Ok(());
+impl Session {
+    /// Isolate `network` from every other tether network: make sure the shared table exists (created race-free) and
+    /// holds the network's group. Returns the group to give the network's node-side interfaces. Idempotent: the usual
+    /// call (element present) is one read.
+    pub fn isolate_add(&mut self, network: &str) -> Result<u32, NftError> {
+        const OP: &str = "isolate_add";
+        let group = isolation_group(network)?;
+        let comment = names::network_comment(network);
+        let t = table();
+        let set = t.set(SAME);
+        let elem = Elem::new(key(group), Some(&comment));
+        let mut ctx = self.ctx(OP);
+        let mut last: Option<NftError> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            match ctx.get_elem(set, &elem.key)? {
+                Some(e) if e.comment.as_deref() == Some(comment.as_str()) => return Ok(group),
+                Some(e) => {
+                    // Sharing a group would silently let the two networks reach each other.
+                    return Err(NftError::invalid(
+                        OP,
+                        format!("network {network:?}"),
+                        format!(
+                            "its isolation group {group:#x} is held by network {:?} (a 24-bit hash collision): rename \
+                         one of the two",
+                            e.comment.as_deref().unwrap_or("?")
+                        ),
+                    ));
+                }
+                None => {}
+            }
+            let mut batch = Batch::new();
+            batch.push(objects::add_elems(set, std::slice::from_ref(&elem), true), set.describe());
+            match ctx.commit(&batch, &t.describe())? {
+                Commit::Done => return Ok(group),
+                // ENOENT: no table yet; EEXIST: a concurrent ADD of the same network won. Read again either way.
+                Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => {
+                    ctx.ensure_table(&t, |b| table_contents(&t, b))?;
+                }
+                Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::EEXIST) => {
+                    last = Some(ctx.failure(&batch, &fs[0]))
+                }
+                Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+                Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, t.describe(), errno, detail)),
+            }
         }
-        match ctx.commit(&batch, &c.table.describe())? {
-            Commit::Done => return Ok(()),
-            Commit::Rejected { errno: libc::ERESTART, .. } => {}
-            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
-            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, c.table.describe(), errno, detail)),
-        }
+        Err(last.unwrap_or_else(|| NftError::gave_up(OP, t.describe())))
     }
-    Err(NftError::gave_up(OP, c.table.describe()))
-}
 
-/// Whether `network`'s group is in the shared set (for CHECK).
-pub fn isolate_check(network: &str) -> Result<bool, NftError> {
-    const OP: &str = "isolate_check";
-    let group = isolation_group(network)?;
-    let t = table();
-    let mut ctx = Ctx::open(OP)?;
-    Ok(ctx.get_elem(t.set(SAME), &key(group))?.is_some())
+    /// Remove `network`'s isolation element if it holds one (GC, when no attachment of the network is left), and the
+    /// shared table with it when it was the last one.
+    pub fn isolate_del(&mut self, network: &str) -> Result<(), NftError> {
+        const OP: &str = "isolate_del";
+        let c = companion(network)?;
+        let mut ctx = self.ctx(OP);
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            let mut batch = Batch::new().if_generation(ctx.generation()?);
+            ctx.push_companion_removal(&mut batch, &c)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            match ctx.commit(&batch, &c.table.describe())? {
+                Commit::Done => return Ok(()),
+                Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+                Commit::Rejected { errno, detail } => {
+                    return Err(NftError::errno(OP, c.table.describe(), errno, detail))
+                }
+            }
+        }
+        Err(NftError::gave_up(OP, c.table.describe()))
+    }
+
+    /// Whether `network`'s group is in the shared set (for CHECK).
+    pub fn isolate_check(&mut self, network: &str) -> Result<bool, NftError> {
+        const OP: &str = "isolate_check";
+        let group = isolation_group(network)?;
+        let t = table();
+        let mut ctx = self.ctx(OP);
+        Ok(ctx.get_elem(t.set(SAME), &key(group))?.is_some())
+    }
 }
 
 #[cfg(test)]

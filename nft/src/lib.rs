@@ -3,13 +3,16 @@
 //! Three features; masquerade and spoof check keep one table per network and family with per-container state as
 //! set elements, isolation keeps one shared table with one element per network:
 //!
-//! * IP masquerade ([`masq_add`], [`masq_del`], [`masq_list`], [`masq_excluded`], [`masq_gc`]):
+//! * IP masquerade ([`Session::masq_add`], [`Session::masq_del`], [`Session::masq_list`],
+//!   [`Session::masq_excluded`], [`Session::masq_gc`]):
 //!   `table inet tether-<network>`, a `postrouting` nat chain with eight fixed rules, the containers' addresses in
 //!   the sets `masq4`/`masq6` and the network's non-masquerade destinations in `nomasq4`/`nomasq6`.
-//! * Bridge MAC spoof check ([`spoofchk_add`], [`spoofchk_del`], [`spoofchk_list`], [`spoofchk_gc`]):
+//! * Bridge MAC spoof check ([`Session::spoofchk_add`], [`Session::spoofchk_del`], [`Session::spoofchk_list`],
+//!   [`Session::spoofchk_gc`]):
 //!   `table bridge tether-<network>`, a `prerouting` filter chain with three fixed rules and the guarded ports and
 //!   their allowed MACs in the sets `ports`/`allowed`.
-//! * Isolation between networks ([`isolate_add`], [`isolate_check`], [`isolation_group`]): one shared
+//! * Isolation between networks ([`Session::isolate_add`], [`Session::isolate_check`], [`Session::isolate_del`],
+//!   and [`isolation_group`], which needs no socket): one shared
 //!   `table inet tether` whose `forward` chain drops traffic forwarded between interfaces of two different tether
 //!   networks, recognised by their link group; each network is one element of the set `same`.
 //!
@@ -19,9 +22,15 @@
 //!
 //! # Behaviour
 //!
-//! * Every call is synchronous and acts in the network namespace of the **calling thread**: it opens its own
-//!   `NETLINK_NETFILTER` socket there and closes it before returning. Call it from a thread that is in the
-//!   namespace you mean (for the plugin: the node's), never from an async task that may migrate.
+//! * One [`Session`] per invocation: [`Session::open`] opens one `NETLINK_NETFILTER` socket in the network
+//!   namespace of the **calling thread**, and every operation is a method on it. The socket belongs to that
+//!   namespace for its whole life, whichever thread later uses it: open the session on a thread that is in the
+//!   namespace you mean (for the plugin: the node's), never from an async task that may migrate while switched.
+//!   `Session` is `Send`, so it may be opened, used or dropped on a helper thread.
+//! * Closing the socket (dropping the session) waits for the RCU grace period of objects a deleting transaction
+//!   on it left for the kernel to free (see *Cost*). The plugin's DEL relies on this to overlap that wait with the
+//!   deletion of the link: it may run, and drop, its session on a helper thread.
+//! * Every call is synchronous.
 //! * Changes are nf_tables batch transactions: all of an operation's messages commit together or not at all.
 //!   Every message asks for an ACK, and a refusal is reported as an [`NftError`] naming the operation, the object
 //!   and the errno.
@@ -63,16 +72,91 @@ mod masq;
 mod names;
 mod netlink;
 mod objects;
+mod session;
 mod spoofchk;
 mod state;
 
 pub use error::NftError;
-pub use isolate::{isolate_add, isolate_check, isolate_del, isolation_group, ISOLATION_MASK, ISOLATION_TAG};
-pub use masq::{masq_add, masq_del, masq_excluded, masq_gc, masq_list, MasqEntry};
+pub use isolate::{isolation_group, ISOLATION_MASK, ISOLATION_TAG};
+pub use masq::MasqEntry;
 #[doc(hidden)]
 pub use netlink::fuzzing;
-pub use spoofchk::{spoofchk_add, spoofchk_del, spoofchk_gc, spoofchk_list};
+pub use session::Session;
 
 /// The prefix of every per-network table this crate manages (`tether-<network>` in the `inet` and `bridge`
 /// families); the isolation table shared by all networks is `inet tether`.
 pub const TABLE_PREFIX: &str = names::TABLE_PREFIX;
+
+// The one-call forms of the operations, each on a session of its own: removed once the plugin uses Session.
+
+#[doc(hidden)]
+pub fn masq_add(
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+    entries: &[MasqEntry],
+    excluded: &[ipnet::IpNet],
+) -> Result<(), NftError> {
+    Session::open()?.masq_add(network, container_id, ifname, entries, excluded)
+}
+
+#[doc(hidden)]
+pub fn masq_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
+    Session::open()?.masq_del(network, container_id, ifname)
+}
+
+#[doc(hidden)]
+pub fn masq_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<std::net::IpAddr>, NftError> {
+    Session::open()?.masq_list(network, container_id, ifname)
+}
+
+#[doc(hidden)]
+pub fn masq_excluded(network: &str) -> Result<Vec<ipnet::IpNet>, NftError> {
+    Session::open()?.masq_excluded(network)
+}
+
+#[doc(hidden)]
+pub fn masq_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
+    Session::open()?.masq_gc(network, valid)
+}
+
+#[doc(hidden)]
+pub fn spoofchk_add(
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+    host_port: &str,
+    mac: [u8; 6],
+) -> Result<(), NftError> {
+    Session::open()?.spoofchk_add(network, container_id, ifname, host_port, mac)
+}
+
+#[doc(hidden)]
+pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
+    Session::open()?.spoofchk_del(network, container_id, ifname)
+}
+
+#[doc(hidden)]
+pub fn spoofchk_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<(String, [u8; 6])>, NftError> {
+    Session::open()?.spoofchk_list(network, container_id, ifname)
+}
+
+#[doc(hidden)]
+pub fn spoofchk_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
+    Session::open()?.spoofchk_gc(network, valid)
+}
+
+#[doc(hidden)]
+pub fn isolate_add(network: &str) -> Result<u32, NftError> {
+    Session::open()?.isolate_add(network)
+}
+
+#[doc(hidden)]
+pub fn isolate_del(network: &str) -> Result<(), NftError> {
+    Session::open()?.isolate_del(network)
+}
+
+#[doc(hidden)]
+pub fn isolate_check(network: &str) -> Result<bool, NftError> {
+    Session::open()?.isolate_check(network)
+}

@@ -46,7 +46,7 @@ use crate::objects::{
     NFT_SET_INTERVAL,
 };
 use crate::state::{backoff, push_elems, Ctx, MAX_ATTEMPTS};
-use crate::NftError;
+use crate::{NftError, Session};
 
 /// One address of a container to masquerade, with the subnet it belongs to (traffic to the subnet is not
 /// masqueraded).
@@ -306,226 +306,229 @@ enum Role {
     AddrAdd(usize),
 }
 
-/// Masquerade traffic from `entries` (the container's addresses) that leaves their subnets, except traffic to
-/// `excluded` (the network's non-masquerade destinations; host bits are ignored).
-///
-/// Idempotent; creates the network's table, chain, sets and rules race-free if missing. An address already
-/// present for another attachment (leaked state) is taken over, so its comment names the new owner. The network's
-/// excluded destinations become exactly `excluded`, in the same transaction as the addresses: the last ADD's list
-/// is the network's list (its containers share one table), and a container's traffic is never masqueraded to a
-/// destination its ADD excluded.
-pub fn masq_add(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-    entries: &[MasqEntry],
-    excluded: &[IpNet],
-) -> Result<(), NftError> {
-    const OP: &str = "masq_add";
-    let table = table(OP, network)?;
-    let owner = names::owner(OP, container_id, ifname)?;
-    for e in entries {
-        if e.addr.is_ipv4() != e.subnet.addr().is_ipv4() {
-            return Err(NftError::invalid(
-                OP,
-                format!("address {}", e.addr),
-                format!("not in the family of {}", e.subnet),
-            ));
-        }
-    }
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut addrs: Vec<AddrPlan> = Vec::new();
-    let mut nets: [NetsPlan; 2] = Default::default();
-    for e in entries {
-        if !addrs.iter().any(|a| a.addr == e.addr) {
-            addrs.push(AddrPlan { addr: e.addr, replace: false, done: false });
-        }
-        let plan = &mut nets[V::of(&e.addr) as usize];
-        let net = e.subnet.trunc();
-        if !plan.wanted.contains(&net) {
-            plan.wanted.push(net);
-            plan.add.extend(Interval::of(&net).elems(V::of(&e.addr).key_len()));
-        }
-    }
-    let mut exclusions: [ExcludedPlan; 2] = Default::default();
-    for v in [V::Four, V::Six] {
-        let of_family: Vec<IpNet> = excluded.iter().filter(|n| V::of(&n.addr()) == v).copied().collect();
-        exclusions[v as usize] = ExcludedPlan { wanted: merged(&of_family), stale: true, ..Default::default() };
-    }
-
-    let mut ctx = Ctx::open(OP)?;
-    let mut last: Option<NftError> = None;
-    let mut read_at = 0;
-    for attempt in 0..MAX_ATTEMPTS {
-        backoff(attempt);
-        if exclusions.iter().any(|p| p.stale) {
-            // Both families from one snapshot, so the generation check below covers both.
-            read_at = ctx.generation()?;
-            for v in [V::Four, V::Six] {
-                let existing = ctx.read_set(table.set(v.excluded_set()))?;
-                exclusions[v as usize].replan(existing.as_deref(), v);
+impl Session {
+    /// Masquerade traffic from `entries` (the container's addresses) that leaves their subnets, except traffic to
+    /// `excluded` (the network's non-masquerade destinations; host bits are ignored).
+    ///
+    /// Idempotent; creates the network's table, chain, sets and rules race-free if missing. An address already
+    /// present for another attachment (leaked state) is taken over, so its comment names the new owner. The network's
+    /// excluded destinations become exactly `excluded`, in the same transaction as the addresses: the last ADD's list
+    /// is the network's list (its containers share one table), and a container's traffic is never masqueraded to a
+    /// destination its ADD excluded.
+    pub fn masq_add(
+        &mut self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+        entries: &[MasqEntry],
+        excluded: &[IpNet],
+    ) -> Result<(), NftError> {
+        const OP: &str = "masq_add";
+        let table = table(OP, network)?;
+        let owner = names::owner(OP, container_id, ifname)?;
+        for e in entries {
+            if e.addr.is_ipv4() != e.subnet.addr().is_ipv4() {
+                return Err(NftError::invalid(
+                    OP,
+                    format!("address {}", e.addr),
+                    format!("not in the family of {}", e.subnet),
+                ));
             }
         }
-        // Changing the exclusions commits only if nothing changed since they were read: two ADDs with different
-        // lists must not leave one's IPv4 part beside the other's IPv6 part. When they already hold our list
-        // (the steady state), nothing binds, so parallel ADDs of a network do not restart each other.
-        let mut batch = if exclusions.iter().any(ExcludedPlan::changes) {
-            Batch::new().if_generation(read_at)
-        } else {
-            Batch::new()
-        };
-        let mut roles: Vec<Role> = Vec::new();
-        for v in [V::Four, V::Six] {
-            let plan = &exclusions[v as usize];
-            let set = table.set(v.excluded_set());
-            let deletes = push_elems(&mut batch, set, &plan.del, objects::del_elems);
-            let adds = push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false));
-            roles.extend(std::iter::repeat_n(Role::Excluded(v), deletes + adds));
-        }
-        for v in [V::Four, V::Six] {
-            let plan = &nets[v as usize];
-            let set = table.set(v.nets_set());
-            let deletes = push_elems(&mut batch, set, &plan.del, objects::del_elems);
-            // Not exclusive: an identical interval already present is fine.
-            let adds = push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false));
-            roles.extend(std::iter::repeat_n(Role::Nets(v), deletes + adds));
-        }
-        for (i, a) in addrs.iter().enumerate().filter(|(_, a)| !a.done) {
-            let set = table.set(V::of(&a.addr).masq_set());
-            let elem = Elem::new(key_of(&a.addr), Some(&owner));
-            if a.replace {
-                batch.push(
-                    objects::del_elems(set, std::slice::from_ref(&elem)),
-                    format!("element {} of {}", a.addr, set.describe()),
-                );
-                roles.push(Role::AddrDel(i));
-            }
-            batch.push(objects::add_elems(set, &[elem], true), format!("element {} of {}", a.addr, set.describe()));
-            roles.push(Role::AddrAdd(i));
-        }
-        if batch.is_empty() {
+        if entries.is_empty() {
             return Ok(());
         }
-        let failures = match ctx.commit(&batch, &table.describe())? {
-            Commit::Done => return Ok(()),
-            Commit::Rejected { errno: libc::ERESTART, .. } => {
-                // The ruleset changed since the exclusions were read: read them again.
-                exclusions.iter_mut().for_each(|p| p.stale = true);
-                continue;
+        let mut addrs: Vec<AddrPlan> = Vec::new();
+        let mut nets: [NetsPlan; 2] = Default::default();
+        for e in entries {
+            if !addrs.iter().any(|a| a.addr == e.addr) {
+                addrs.push(AddrPlan { addr: e.addr, replace: false, done: false });
             }
-            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
-            Commit::Failed(fs) => fs,
-        };
-        let (mut create_table, mut replan_nets) = (false, [false; 2]);
-        for f in &failures {
-            last = Some(ctx.failure(&batch, f));
-            match (roles[f.index], f.errno) {
-                (Role::AddrAdd(i), libc::EEXIST) => {
-                    let a = &mut addrs[i];
-                    let set = table.set(V::of(&a.addr).masq_set());
-                    match ctx.get_elem(set, &key_of(&a.addr))? {
-                        Some(e) if e.comment.as_deref() == Some(owner.as_str()) => a.done = true,
-                        Some(e) => {
-                            log::info!(
-                                "{OP}: {} in {} belonged to {:?}; taking it over for {owner}",
-                                a.addr,
-                                set.describe(),
-                                e.comment
-                            );
-                            a.replace = true;
-                        }
-                        None => {} // removed meanwhile: add it again
-                    }
-                }
-                (Role::AddrAdd(_), libc::ENOENT) => create_table = true,
-                (Role::AddrDel(i), libc::ENOENT) => addrs[i].replace = false, // its owner removed it meanwhile
-                (Role::Nets(v), libc::ENOENT) => {
-                    create_table = true;
-                    replan_nets[v as usize] = true;
-                }
-                // EEXIST / ENOTEMPTY / EBUSY: the interval clashes with one present; plan against what is there.
-                (Role::Nets(v), _) => replan_nets[v as usize] = true,
-                (Role::Excluded(v), errno) => {
-                    create_table |= errno == libc::ENOENT;
-                    // Another ADD changed the set meanwhile (or it is new): read it again.
-                    exclusions[v as usize].stale = true;
-                }
-                _ => return Err(ctx.failure(&batch, f)),
+            let plan = &mut nets[V::of(&e.addr) as usize];
+            let net = e.subnet.trunc();
+            if !plan.wanted.contains(&net) {
+                plan.wanted.push(net);
+                plan.add.extend(Interval::of(&net).elems(V::of(&e.addr).key_len()));
             }
         }
-        if create_table {
-            ctx.ensure_table(&table, |b| table_contents(&table, b))?;
-            if exclusions.iter().any(|p| !p.wanted.is_empty()) {
-                ensure_excluded_sets(&mut ctx, &table)?;
-            }
-        }
+        let mut exclusions: [ExcludedPlan; 2] = Default::default();
         for v in [V::Four, V::Six] {
-            let plan = &mut nets[v as usize];
-            if !replan_nets[v as usize] || plan.wanted.is_empty() {
-                continue;
-            }
-            let existing = ctx.read_set(table.set(v.nets_set()))?.unwrap_or_default();
-            let (add, del) = plan_nets(&existing, &plan.wanted, v)
-                .map_err(|why| NftError::invalid(OP, table.set(v.nets_set()).describe(), why))?;
-            plan.add = add;
-            plan.del = del;
+            let of_family: Vec<IpNet> = excluded.iter().filter(|n| V::of(&n.addr()) == v).copied().collect();
+            exclusions[v as usize] = ExcludedPlan { wanted: merged(&of_family), stale: true, ..Default::default() };
         }
+
+        let mut ctx = self.ctx(OP);
+        let mut last: Option<NftError> = None;
+        let mut read_at = 0;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            if exclusions.iter().any(|p| p.stale) {
+                // Both families from one snapshot, so the generation check below covers both.
+                read_at = ctx.generation()?;
+                for v in [V::Four, V::Six] {
+                    let existing = ctx.read_set(table.set(v.excluded_set()))?;
+                    exclusions[v as usize].replan(existing.as_deref(), v);
+                }
+            }
+            // Changing the exclusions commits only if nothing changed since they were read: two ADDs with different
+            // lists must not leave one's IPv4 part beside the other's IPv6 part. When they already hold our list
+            // (the steady state), nothing binds, so parallel ADDs of a network do not restart each other.
+            let mut batch = if exclusions.iter().any(ExcludedPlan::changes) {
+                Batch::new().if_generation(read_at)
+            } else {
+                Batch::new()
+            };
+            let mut roles: Vec<Role> = Vec::new();
+            for v in [V::Four, V::Six] {
+                let plan = &exclusions[v as usize];
+                let set = table.set(v.excluded_set());
+                let deletes = push_elems(&mut batch, set, &plan.del, objects::del_elems);
+                let adds = push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false));
+                roles.extend(std::iter::repeat_n(Role::Excluded(v), deletes + adds));
+            }
+            for v in [V::Four, V::Six] {
+                let plan = &nets[v as usize];
+                let set = table.set(v.nets_set());
+                let deletes = push_elems(&mut batch, set, &plan.del, objects::del_elems);
+                // Not exclusive: an identical interval already present is fine.
+                let adds = push_elems(&mut batch, set, &plan.add, |s, c| objects::add_elems(s, c, false));
+                roles.extend(std::iter::repeat_n(Role::Nets(v), deletes + adds));
+            }
+            for (i, a) in addrs.iter().enumerate().filter(|(_, a)| !a.done) {
+                let set = table.set(V::of(&a.addr).masq_set());
+                let elem = Elem::new(key_of(&a.addr), Some(&owner));
+                if a.replace {
+                    batch.push(
+                        objects::del_elems(set, std::slice::from_ref(&elem)),
+                        format!("element {} of {}", a.addr, set.describe()),
+                    );
+                    roles.push(Role::AddrDel(i));
+                }
+                batch.push(objects::add_elems(set, &[elem], true), format!("element {} of {}", a.addr, set.describe()));
+                roles.push(Role::AddrAdd(i));
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let failures = match ctx.commit(&batch, &table.describe())? {
+                Commit::Done => return Ok(()),
+                Commit::Rejected { errno: libc::ERESTART, .. } => {
+                    // The ruleset changed since the exclusions were read: read them again.
+                    exclusions.iter_mut().for_each(|p| p.stale = true);
+                    continue;
+                }
+                Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
+                Commit::Failed(fs) => fs,
+            };
+            let (mut create_table, mut replan_nets) = (false, [false; 2]);
+            for f in &failures {
+                last = Some(ctx.failure(&batch, f));
+                match (roles[f.index], f.errno) {
+                    (Role::AddrAdd(i), libc::EEXIST) => {
+                        let a = &mut addrs[i];
+                        let set = table.set(V::of(&a.addr).masq_set());
+                        match ctx.get_elem(set, &key_of(&a.addr))? {
+                            Some(e) if e.comment.as_deref() == Some(owner.as_str()) => a.done = true,
+                            Some(e) => {
+                                log::info!(
+                                    "{OP}: {} in {} belonged to {:?}; taking it over for {owner}",
+                                    a.addr,
+                                    set.describe(),
+                                    e.comment
+                                );
+                                a.replace = true;
+                            }
+                            None => {} // removed meanwhile: add it again
+                        }
+                    }
+                    (Role::AddrAdd(_), libc::ENOENT) => create_table = true,
+                    (Role::AddrDel(i), libc::ENOENT) => addrs[i].replace = false, // its owner removed it meanwhile
+                    (Role::Nets(v), libc::ENOENT) => {
+                        create_table = true;
+                        replan_nets[v as usize] = true;
+                    }
+                    // EEXIST / ENOTEMPTY / EBUSY: the interval clashes with one present; plan against what is there.
+                    (Role::Nets(v), _) => replan_nets[v as usize] = true,
+                    (Role::Excluded(v), errno) => {
+                        create_table |= errno == libc::ENOENT;
+                        // Another ADD changed the set meanwhile (or it is new): read it again.
+                        exclusions[v as usize].stale = true;
+                    }
+                    _ => return Err(ctx.failure(&batch, f)),
+                }
+            }
+            if create_table {
+                ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+                if exclusions.iter().any(|p| !p.wanted.is_empty()) {
+                    ensure_excluded_sets(&mut ctx, &table)?;
+                }
+            }
+            for v in [V::Four, V::Six] {
+                let plan = &mut nets[v as usize];
+                if !replan_nets[v as usize] || plan.wanted.is_empty() {
+                    continue;
+                }
+                let existing = ctx.read_set(table.set(v.nets_set()))?.unwrap_or_default();
+                let (add, del) = plan_nets(&existing, &plan.wanted, v)
+                    .map_err(|why| NftError::invalid(OP, table.set(v.nets_set()).describe(), why))?;
+                plan.add = add;
+                plan.del = del;
+            }
+        }
+        Err(last.unwrap_or_else(|| NftError::gave_up(OP, table.describe())))
     }
-    Err(last.unwrap_or_else(|| NftError::gave_up(OP, table.describe())))
-}
 
-/// Remove this attachment's masquerade state, found by (network, container ID, ifname), not by address or live
-/// interface. Ok when the table or the elements are absent. When its last container goes, the network's table
-/// goes too, with the network's isolation element in the shared table (race-free against a concurrent ADD).
-pub fn masq_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
-    const OP: &str = "masq_del";
-    let table = table(OP, network)?;
-    let owner = names::owner(OP, container_id, ifname)?;
-    let companion = crate::isolate::companion(network)?;
-    Ctx::open(OP)?.remove_owner(&table, &["masq4", "masq6"], &owner, Some(&companion))?;
-    Ok(())
-}
-
-/// The addresses masqueraded for this attachment (for CHECK). Empty when the table is absent.
-pub fn masq_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, NftError> {
-    const OP: &str = "masq_list";
-    let table = table(OP, network)?;
-    let owner = names::owner(OP, container_id, ifname)?;
-    let mut ctx = Ctx::open(OP)?;
-    let mut out = Vec::new();
-    for v in [V::Four, V::Six] {
-        let elems = ctx.read_set_consistent(table.set(v.masq_set()))?.unwrap_or_default();
-        out.extend(
-            elems.iter().filter(|e| e.comment.as_deref() == Some(owner.as_str())).filter_map(|e| addr_of(&e.key)),
-        );
+    /// Remove this attachment's masquerade state, found by (network, container ID, ifname), not by address or live
+    /// interface. Ok when the table or the elements are absent. When its last container goes, the network's table
+    /// goes too, with the network's isolation element in the shared table (race-free against a concurrent ADD).
+    pub fn masq_del(&mut self, network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
+        const OP: &str = "masq_del";
+        let table = table(OP, network)?;
+        let owner = names::owner(OP, container_id, ifname)?;
+        let companion = crate::isolate::companion(network)?;
+        self.ctx(OP).remove_owner(&table, &["masq4", "masq6"], &owner, Some(&companion))?;
+        Ok(())
     }
-    out.sort();
-    Ok(out)
-}
 
-/// The network's excluded destinations as the fewest prefixes that cover them, IPv4 first, each family in
-/// ascending order (`ipnet::IpNet::aggregate` of the list given to [`masq_add`], sorted). Empty when the table is
-/// absent.
-pub fn masq_excluded(network: &str) -> Result<Vec<IpNet>, NftError> {
-    const OP: &str = "masq_excluded";
-    let table = table(OP, network)?;
-    let mut ctx = Ctx::open(OP)?;
-    let mut out = Vec::new();
-    for v in [V::Four, V::Six] {
-        let elems = ctx.read_set_consistent(table.set(v.excluded_set()))?.unwrap_or_default();
-        out.extend(intervals(&elems).iter().flat_map(|i| i.prefixes(v == V::Four)));
+    /// The addresses masqueraded for this attachment (for CHECK). Empty when the table is absent.
+    pub fn masq_list(&mut self, network: &str, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>, NftError> {
+        const OP: &str = "masq_list";
+        let table = table(OP, network)?;
+        let owner = names::owner(OP, container_id, ifname)?;
+        let mut ctx = self.ctx(OP);
+        let mut out = Vec::new();
+        for v in [V::Four, V::Six] {
+            let elems = ctx.read_set_consistent(table.set(v.masq_set()))?.unwrap_or_default();
+            out.extend(
+                elems.iter().filter(|e| e.comment.as_deref() == Some(owner.as_str())).filter_map(|e| addr_of(&e.key)),
+            );
+        }
+        out.sort();
+        Ok(out)
     }
-    Ok(out)
-}
 
-/// Remove the masquerade state of every attachment of `network` not in `valid` ((container ID, ifname) pairs).
-pub fn masq_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
-    const OP: &str = "masq_gc";
-    let table = table(OP, network)?;
-    let companion = crate::isolate::companion(network)?;
-    Ctx::open(OP)?.remove_owners_not_in(&table, &["masq4", "masq6"], valid, "masquerade", Some(&companion))
+    /// The network's excluded destinations as the fewest prefixes that cover them, IPv4 first, each family in
+    /// ascending order (`ipnet::IpNet::aggregate` of the list given to [`masq_add`], sorted). Empty when the table is
+    /// absent.
+    pub fn masq_excluded(&mut self, network: &str) -> Result<Vec<IpNet>, NftError> {
+        const OP: &str = "masq_excluded";
+        let table = table(OP, network)?;
+        let mut ctx = self.ctx(OP);
+        let mut out = Vec::new();
+        for v in [V::Four, V::Six] {
+            let elems = ctx.read_set_consistent(table.set(v.excluded_set()))?.unwrap_or_default();
+            out.extend(intervals(&elems).iter().flat_map(|i| i.prefixes(v == V::Four)));
+        }
+        Ok(out)
+    }
+
+    /// Remove the masquerade state of every attachment of `network` not in `valid` ((container ID, ifname) pairs).
+    pub fn masq_gc(&mut self, network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
+        const OP: &str = "masq_gc";
+        let table = table(OP, network)?;
+        let companion = crate::isolate::companion(network)?;
+        self.ctx(OP).remove_owners_not_in(&table, &["masq4", "masq6"], valid, "masquerade", Some(&companion))
+    }
 }
 
 #[cfg(test)]
@@ -604,12 +607,13 @@ mod tests {
     }
 
     #[test]
-    fn invalid_input_is_refused_before_any_socket() {
-        let e = masq_add("bad/name", "c", "eth0", &[], &[]).unwrap_err();
+    fn invalid_input_is_refused_before_any_message() {
+        let mut s = Session::open().unwrap();
+        let e = s.masq_add("bad/name", "c", "eth0", &[], &[]).unwrap_err();
         assert!(e.is_invalid_input());
         let mixed = MasqEntry { addr: "198.18.1.2".parse().unwrap(), subnet: net("fd7e:7e7e::/64") };
-        let e = masq_add("n", "c", "eth0", &[mixed], &[]).unwrap_err();
+        let e = s.masq_add("n", "c", "eth0", &[mixed], &[]).unwrap_err();
         assert!(e.is_invalid_input(), "{e}");
-        assert!(masq_del("n", "c/d", "eth0").unwrap_err().is_invalid_input());
+        assert!(s.masq_del("n", "c/d", "eth0").unwrap_err().is_invalid_input());
     }
 }

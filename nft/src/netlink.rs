@@ -441,6 +441,14 @@ pub(crate) struct Conn {
     sock: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// Dump requests sent so far ([`Conn::dumps_sent`]).
+    dumps: u64,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("fd", &self.sock.as_raw_fd()).field("seq", &self.seq).finish()
+    }
 }
 
 impl Conn {
@@ -452,7 +460,7 @@ impl Conn {
         // optional: old kernels without them still work.
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_ext_ack(true);
-        Ok(Conn { sock, seq: 0, buf: vec![0; RECV_BUF] })
+        Ok(Conn { sock, seq: 0, buf: vec![0; RECV_BUF], dumps: 0 })
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -554,7 +562,13 @@ impl Conn {
 
     /// A dump request (NLM_F_DUMP): every matching object.
     pub(crate) fn dump(&mut self, msg: Msg) -> Result<Result<Dump, KernelError>, WireError> {
+        self.dumps += 1;
         self.request(msg, true)
+    }
+
+    /// How many dump requests this socket has sent.
+    pub(crate) fn dumps_sent(&self) -> u64 {
+        self.dumps
     }
 
     /// A single-object GET.

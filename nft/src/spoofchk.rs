@@ -23,8 +23,8 @@ use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
-use crate::state::{backoff, Ctx, MAX_ATTEMPTS};
-use crate::NftError;
+use crate::state::{backoff, MAX_ATTEMPTS};
+use crate::{NftError, Session};
 
 const CHAIN: &str = "prerouting";
 /// NF_BR_PRE_ROUTING, and the priority the reference uses (NF_BR_PRI_NAT_DST_BRIDGED).
@@ -118,134 +118,142 @@ fn fmt_mac(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-/// Bridge MAC spoof check: frames entering the bridge from `host_port` (the node end of the veth) are dropped
-/// unless their source MAC (and, for ARP, the sender hardware address) is `mac`. Keyed by (network, container
-/// ID, ifname) for removal. Idempotent; state left on `host_port` by another attachment is replaced.
-pub fn spoofchk_add(
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-    host_port: &str,
-    mac: [u8; 6],
-) -> Result<(), NftError> {
-    const OP: &str = "spoofchk_add";
-    let table = table(OP, network)?;
-    let owner = names::owner(OP, container_id, ifname)?;
-    names::check_ifname(OP, "host port", host_port)?;
-    let port_elem = Elem::new(port_key(host_port), Some(&owner));
-    let allowed_elem = Elem::new(allowed_key(host_port, &mac), Some(&owner));
-    let (ports, allowed) = (table.set(PORTS), table.set(ALLOWED));
-    let what = format!("{host_port} . {} in {}", fmt_mac(&mac), allowed.describe());
+impl Session {
+    /// Bridge MAC spoof check: frames entering the bridge from `host_port` (the node end of the veth) are dropped
+    /// unless their source MAC (and, for ARP, the sender hardware address) is `mac`. Keyed by (network, container
+    /// ID, ifname) for removal. Idempotent; state left on `host_port` by another attachment is replaced.
+    pub fn spoofchk_add(
+        &mut self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+        host_port: &str,
+        mac: [u8; 6],
+    ) -> Result<(), NftError> {
+        const OP: &str = "spoofchk_add";
+        let table = table(OP, network)?;
+        let owner = names::owner(OP, container_id, ifname)?;
+        names::check_ifname(OP, "host port", host_port)?;
+        let port_elem = Elem::new(port_key(host_port), Some(&owner));
+        let allowed_elem = Elem::new(allowed_key(host_port, &mac), Some(&owner));
+        let (ports, allowed) = (table.set(PORTS), table.set(ALLOWED));
+        let what = format!("{host_port} . {} in {}", fmt_mac(&mac), allowed.describe());
 
-    let mut ctx = Ctx::open(OP)?;
-    // Fast path: neither element exists yet (the usual ADD). Exclusive adds, so anything present shows up as
-    // EEXIST and is handled below against a consistent read. A missing table (the network's first port, or
-    // after GC) is created and the fast path tried once more.
-    let mut batch = Batch::new();
-    batch.push(
-        objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
-        format!("{host_port} in {}", ports.describe()),
-    );
-    batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
-    for first_try in [true, false] {
-        match ctx.commit(&batch, &table.describe())? {
-            Commit::Done => return Ok(()),
-            Commit::Failed(fs) if first_try && fs.iter().all(|f| f.errno == libc::ENOENT) => {
-                ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+        let mut ctx = self.ctx(OP);
+        // Fast path: neither element exists yet (the usual ADD). Exclusive adds, so anything present shows up as
+        // EEXIST and is handled below against a consistent read. A missing table (the network's first port, or
+        // after GC) is created and the fast path tried once more.
+        let mut batch = Batch::new();
+        batch.push(
+            objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
+            format!("{host_port} in {}", ports.describe()),
+        );
+        batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
+        for first_try in [true, false] {
+            match ctx.commit(&batch, &table.describe())? {
+                Commit::Done => return Ok(()),
+                Commit::Failed(fs) if first_try && fs.iter().all(|f| f.errno == libc::ENOENT) => {
+                    ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+                }
+                Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => break,
+                Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+                Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
             }
-            Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => break,
-            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
-            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
         }
-    }
 
-    // Slow path: read both sets and rewrite this port's state in one generation-checked transaction.
-    let mut last: Option<NftError> = None;
-    for attempt in 0..MAX_ATTEMPTS {
-        backoff(attempt);
-        let genid = ctx.generation()?;
-        let (Some(have_ports), Some(have_allowed)) = (ctx.read_set(ports)?, ctx.read_set(allowed)?) else {
-            ctx.ensure_table(&table, |b| table_contents(&table, b))?;
-            continue;
-        };
-        let mut batch = Batch::new().if_generation(genid);
-        // The port: ours stays; another owner's is replaced.
-        match have_ports.iter().find(|e| e.key == port_elem.key) {
-            Some(e) if e.comment == port_elem.comment => {}
-            found => {
-                if let Some(e) = found {
-                    log::info!("{OP}: port {host_port} belonged to {:?}; taking it over for {owner}", e.comment);
+        // Slow path: read both sets and rewrite this port's state in one generation-checked transaction.
+        let mut last: Option<NftError> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            let genid = ctx.generation()?;
+            let (Some(have_ports), Some(have_allowed)) = (ctx.read_set(ports)?, ctx.read_set(allowed)?) else {
+                ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+                continue;
+            };
+            let mut batch = Batch::new().if_generation(genid);
+            // The port: ours stays; another owner's is replaced.
+            match have_ports.iter().find(|e| e.key == port_elem.key) {
+                Some(e) if e.comment == port_elem.comment => {}
+                found => {
+                    if let Some(e) = found {
+                        log::info!("{OP}: port {host_port} belonged to {:?}; taking it over for {owner}", e.comment);
+                        batch.push(
+                            objects::del_elems(ports, std::slice::from_ref(e)),
+                            format!("{host_port} in {}", ports.describe()),
+                        );
+                    }
                     batch.push(
-                        objects::del_elems(ports, std::slice::from_ref(e)),
+                        objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
                         format!("{host_port} in {}", ports.describe()),
                     );
                 }
-                batch.push(
-                    objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
-                    format!("{host_port} in {}", ports.describe()),
-                );
+            }
+            // Allowed MACs on the port: exactly ours.
+            let on_port: Vec<&Elem> = have_allowed.iter().filter(|e| e.key.starts_with(&port_elem.key)).collect();
+            let mut have_ours = false;
+            for e in on_port {
+                if *e == allowed_elem {
+                    have_ours = true;
+                } else {
+                    batch.push(objects::del_elems(allowed, std::slice::from_ref(e)), what.clone());
+                }
+            }
+            if !have_ours {
+                batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            match ctx.commit(&batch, &table.describe())? {
+                Commit::Done => return Ok(()),
+                Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => {
+                    last = Some(ctx.failure(&batch, &fs[0]));
+                }
+                Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
+                Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
             }
         }
-        // Allowed MACs on the port: exactly ours.
-        let on_port: Vec<&Elem> = have_allowed.iter().filter(|e| e.key.starts_with(&port_elem.key)).collect();
-        let mut have_ours = false;
-        for e in on_port {
-            if *e == allowed_elem {
-                have_ours = true;
-            } else {
-                batch.push(objects::del_elems(allowed, std::slice::from_ref(e)), what.clone());
-            }
-        }
-        if !have_ours {
-            batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        match ctx.commit(&batch, &table.describe())? {
-            Commit::Done => return Ok(()),
-            Commit::Rejected { errno: libc::ERESTART, .. } => {}
-            Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => {
-                last = Some(ctx.failure(&batch, &fs[0]));
-            }
-            Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),
-            Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
-        }
+        Err(last.unwrap_or_else(|| NftError::gave_up(OP, table.describe())))
     }
-    Err(last.unwrap_or_else(|| NftError::gave_up(OP, table.describe())))
-}
 
-/// Remove this attachment's spoof-check state, found by (network, container ID, ifname). Ok when absent. The
-/// table stays when its last guarded port goes (GC removes it).
-pub fn spoofchk_del(network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
-    const OP: &str = "spoofchk_del";
-    let table = table(OP, network)?;
-    let owner = names::owner(OP, container_id, ifname)?;
-    Ctx::open(OP)?.remove_owner(&table, &[PORTS, ALLOWED], &owner, None)?;
-    Ok(())
-}
+    /// Remove this attachment's spoof-check state, found by (network, container ID, ifname). Ok when absent. The
+    /// table goes with its last guarded port, race-free against a concurrent ADD.
+    pub fn spoofchk_del(&mut self, network: &str, container_id: &str, ifname: &str) -> Result<(), NftError> {
+        const OP: &str = "spoofchk_del";
+        let table = table(OP, network)?;
+        let owner = names::owner(OP, container_id, ifname)?;
+        self.ctx(OP).remove_owner(&table, &[PORTS, ALLOWED], &owner, None)?;
+        Ok(())
+    }
 
-/// The (host port, MAC) pairs guarded for this attachment (for CHECK). Empty when absent.
-pub fn spoofchk_list(network: &str, container_id: &str, ifname: &str) -> Result<Vec<(String, [u8; 6])>, NftError> {
-    const OP: &str = "spoofchk_list";
-    let table = table(OP, network)?;
-    let owner = names::owner(OP, container_id, ifname)?;
-    let mut ctx = Ctx::open(OP)?;
-    let elems = ctx.read_set_consistent(table.set(ALLOWED))?.unwrap_or_default();
-    let mut out: Vec<(String, [u8; 6])> = elems
-        .iter()
-        .filter(|e| e.comment.as_deref() == Some(owner.as_str()))
-        .filter_map(|e| Some((port_of(&e.key)?, mac_of(&e.key)?)))
-        .collect();
-    out.sort();
-    Ok(out)
-}
+    /// The (host port, MAC) pairs guarded for this attachment (for CHECK). Empty when absent.
+    pub fn spoofchk_list(
+        &mut self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Vec<(String, [u8; 6])>, NftError> {
+        const OP: &str = "spoofchk_list";
+        let table = table(OP, network)?;
+        let owner = names::owner(OP, container_id, ifname)?;
+        let mut ctx = self.ctx(OP);
+        let elems = ctx.read_set_consistent(table.set(ALLOWED))?.unwrap_or_default();
+        let mut out: Vec<(String, [u8; 6])> = elems
+            .iter()
+            .filter(|e| e.comment.as_deref() == Some(owner.as_str()))
+            .filter_map(|e| Some((port_of(&e.key)?, mac_of(&e.key)?)))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
 
-/// Remove the spoof-check state of every attachment of `network` not in `valid` ((container ID, ifname) pairs).
-pub fn spoofchk_gc(network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
-    const OP: &str = "spoofchk_gc";
-    let table = table(OP, network)?;
-    Ctx::open(OP)?.remove_owners_not_in(&table, &[PORTS, ALLOWED], valid, "spoof-check", None)
+    /// Remove the spoof-check state of every attachment of `network` not in `valid` ((container ID, ifname) pairs).
+    pub fn spoofchk_gc(&mut self, network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
+        const OP: &str = "spoofchk_gc";
+        let table = table(OP, network)?;
+        self.ctx(OP).remove_owners_not_in(&table, &[PORTS, ALLOWED], valid, "spoof-check", None)
+    }
 }
 
 #[cfg(test)]
@@ -278,8 +286,9 @@ mod tests {
 
     #[test]
     fn invalid_input() {
-        assert!(spoofchk_add("n", "c", "eth0", "", [0; 6]).unwrap_err().is_invalid_input());
-        assert!(spoofchk_add("n", "c", "eth0", "0123456789abcdef", [0; 6]).unwrap_err().is_invalid_input());
-        assert!(spoofchk_del("", "c", "eth0").unwrap_err().is_invalid_input());
+        let mut s = Session::open().unwrap();
+        assert!(s.spoofchk_add("n", "c", "eth0", "", [0; 6]).unwrap_err().is_invalid_input());
+        assert!(s.spoofchk_add("n", "c", "eth0", "0123456789abcdef", [0; 6]).unwrap_err().is_invalid_input());
+        assert!(s.spoofchk_del("", "c", "eth0").unwrap_err().is_invalid_input());
     }
 }

@@ -1,4 +1,4 @@
-//! The engine shared by masquerade, spoof check and isolation: one connection per public call, race-free table
+//! The engine shared by masquerade, spoof check and isolation: race-free table
 //! creation, reading sets back, and removing elements by owner; a table whose last element goes is dropped in a
 //! transaction bound to the ruleset generation (see [`Ctx::drop_if_empty`]), so a network leaves no state behind.
 
@@ -14,16 +14,15 @@ pub(crate) const MAX_ATTEMPTS: u32 = 100;
 /// Elements per NEWSETELEM/DELSETELEM message: keeps each nested attribute far below the 64 KiB it can hold.
 const ELEMS_PER_MSG: usize = 128;
 
-/// A public call in progress: its name (for errors) and its socket, opened in the caller's network namespace.
-pub(crate) struct Ctx {
+/// A public call in progress: its name (for errors) and the session's socket.
+pub(crate) struct Ctx<'s> {
     pub(crate) op: &'static str,
-    conn: Conn,
+    conn: &'s mut Conn,
 }
 
-impl Ctx {
-    pub(crate) fn open(op: &'static str) -> Result<Ctx, NftError> {
-        let conn = Conn::open().map_err(|e| NftError::io(op, "nfnetlink socket", e))?;
-        Ok(Ctx { op, conn })
+impl<'s> Ctx<'s> {
+    pub(crate) fn new(op: &'static str, conn: &'s mut Conn) -> Ctx<'s> {
+        Ctx { op, conn }
     }
 
     fn wire(&self, object: &str, e: WireError) -> NftError {
@@ -394,7 +393,8 @@ mod tests {
     fn a_batch_bound_to_an_old_generation_is_refused() {
         in_new_netns("a_batch_bound_to_an_old_generation_is_refused", || {
             let t = test_table();
-            let mut ctx = Ctx::open("test").unwrap();
+            let mut session = crate::Session::open().unwrap();
+            let mut ctx = session.ctx("test");
             ctx.ensure_table(&t, |b| with_set(&t, b)).unwrap();
             let old = ctx.generation().unwrap();
             let mut b = Batch::new();
@@ -419,7 +419,8 @@ mod tests {
     fn table_creation_reports_the_failing_message_and_tolerates_a_winner() {
         in_new_netns("table_creation_reports_the_failing_message_and_tolerates_a_winner", || {
             let t = test_table();
-            let mut ctx = Ctx::open("test").unwrap();
+            let mut session = crate::Session::open().unwrap();
+            let mut ctx = session.ctx("test");
             ctx.ensure_table(&t, |b| with_set(&t, b)).unwrap();
             ctx.ensure_table(&t, |b| with_set(&t, b)).unwrap(); // EEXIST on the table: fine
                                                                 // A bad message in a batch is reported against that message's object, with its errno.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use nft::{isolate_add, isolate_check, isolation_group};
+use nft::isolation_group;
 use serde_json::Value;
 
 fn elements(rs: &Value) -> Vec<String> {
@@ -24,11 +24,11 @@ fn add_is_idempotent_and_concurrent_adds_make_one_table() {
         return;
     }
     let ns = Netns::new("iso-add");
-    assert!(!ns.run(|| isolate_check("net1")).unwrap(), "nothing there yet");
+    assert!(!ns.run(|| session().isolate_check("net1")).unwrap(), "nothing there yet");
     std::thread::scope(|s| {
         for i in 0..12u8 {
             let ns = &ns;
-            s.spawn(move || ns.run(|| isolate_add(&format!("net{}", i % 3)).unwrap()));
+            s.spawn(move || ns.run(|| session().isolate_add(&format!("net{}", i % 3)).unwrap()));
         }
     });
     let rs = ns.ruleset();
@@ -37,9 +37,9 @@ fn add_is_idempotent_and_concurrent_adds_make_one_table() {
     assert_eq!(objects(&rs, "chain").len(), 1);
     assert_eq!(objects(&rs, "rule").len(), 1);
     assert_eq!(elements(&rs), ["net0", "net1", "net2"]);
-    assert_eq!(ns.run(|| isolate_add("net1")).unwrap(), isolation_group("net1").unwrap());
-    assert!(ns.run(|| isolate_check("net1")).unwrap());
-    assert!(!ns.run(|| isolate_check("net3")).unwrap());
+    assert_eq!(ns.run(|| session().isolate_add("net1")).unwrap(), isolation_group("net1").unwrap());
+    assert!(ns.run(|| session().isolate_check("net1")).unwrap());
+    assert!(!ns.run(|| session().isolate_check("net3")).unwrap());
     let text = ns.ruleset_text();
     assert!(text.contains("hook forward priority filter"), "{text}");
     assert!(text.contains("iifgroup . oifgroup != @same drop"), "{text}");
@@ -96,8 +96,8 @@ fn forwarding_between_networks_is_dropped_and_nothing_else() {
     // Before: everything reaches everything.
     assert!(n.a1.ping("198.18.3.2"), "a1 -> b1 before isolation");
     n.node.run(|| {
-        isolate_add("a").unwrap();
-        isolate_add("b").unwrap();
+        session().isolate_add("a").unwrap();
+        session().isolate_add("b").unwrap();
     });
     assert!(!n.a1.ping("198.18.3.2"), "a1 -> b1 must be dropped");
     assert!(!n.b1.ping("198.18.1.2"), "b1 -> a1 must be dropped");
@@ -127,10 +127,10 @@ fn a_colliding_group_is_refused_not_shared() {
         .find_map(|name| seen.insert(isolation_group(&name).unwrap(), name.clone()).map(|other| (other, name)))
         .expect("a collision among a million names");
     let ns = Netns::new("iso-col");
-    ns.run(|| isolate_add(&first)).unwrap();
-    let err = ns.run(|| isolate_add(&second)).unwrap_err();
+    ns.run(|| session().isolate_add(&first)).unwrap();
+    let err = ns.run(|| session().isolate_add(&second)).unwrap_err();
     assert!(err.is_invalid_input(), "{err}");
     assert!(err.to_string().contains(&first) && err.to_string().contains(&second), "names both: {err}");
     assert_eq!(elements(&ns.ruleset()), std::slice::from_ref(&first), "the first network keeps its element, alone");
-    assert!(ns.run(|| isolate_add(&first)).is_ok(), "the holder itself is fine");
+    assert!(ns.run(|| session().isolate_add(&first)).is_ok(), "the holder itself is fine");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::net::IpAddr;
 
 use common::*;
-use nft::{masq_add, masq_del, masq_gc, masq_list, MasqEntry};
+use nft::MasqEntry;
 use serde_json::Value;
 
 fn entry(addr: &str, subnet: &str) -> MasqEntry {
@@ -64,9 +64,9 @@ fn concurrent_adds_create_one_table_and_no_duplicate_rules() {
             let ns = &ns;
             s.spawn(move || {
                 ns.run(|| {
-                    masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)], &[]).unwrap();
+                    session().masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)], &[]).unwrap();
                     // and again: idempotent
-                    masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)], &[]).unwrap();
+                    session().masq_add("net1", &format!("c{i}"), "eth0", &[v4(10 + i)], &[]).unwrap();
                 })
             });
         }
@@ -97,7 +97,7 @@ fn rules_read_back_as_designed() {
         return;
     }
     let ns = Netns::new("rules");
-    ns.run(|| masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap());
     let text = ns.ruleset_text();
     for line in [
         "type nat hook postrouting priority srcnat; policy accept;",
@@ -122,12 +122,12 @@ fn del_removes_exactly_that_attachment() {
     }
     let ns = Netns::new("del");
     ns.run(|| {
-        masq_add("net1", "c1", "eth0", &[v4(2), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")], &[]).unwrap();
-        masq_add("net1", "c1", "eth1", &[v4(3)], &[]).unwrap();
-        masq_add("net1", "c2", "eth0", &[v4(4), entry("fd7e:7e7e::4", "fd7e:7e7e::/64")], &[]).unwrap();
-        masq_add("net2", "c1", "eth0", &[v4(5)], &[]).unwrap();
-        masq_del("net1", "c1", "eth0").unwrap();
-        masq_del("net1", "c1", "eth0").unwrap(); // twice: still fine
+        session().masq_add("net1", "c1", "eth0", &[v4(2), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")], &[]).unwrap();
+        session().masq_add("net1", "c1", "eth1", &[v4(3)], &[]).unwrap();
+        session().masq_add("net1", "c2", "eth0", &[v4(4), entry("fd7e:7e7e::4", "fd7e:7e7e::/64")], &[]).unwrap();
+        session().masq_add("net2", "c1", "eth0", &[v4(5)], &[]).unwrap();
+        session().masq_del("net1", "c1", "eth0").unwrap();
+        session().masq_del("net1", "c1", "eth0").unwrap(); // twice: still fine
     });
     let rs = ns.ruleset();
     assert_eq!(elements(&rs, "tether-net1", "masq4"), pairs(&[("198.18.1.3", "c1/eth1"), ("198.18.1.4", "c2/eth0")]));
@@ -142,21 +142,21 @@ fn del_with_nothing_present_is_ok_and_the_last_del_drops_the_table() {
     }
     let ns = Netns::new("delnone");
     ns.run(|| {
-        masq_del("net1", "c1", "eth0").unwrap(); // no table at all
-        assert_eq!(masq_list("net1", "c1", "eth0").unwrap(), Vec::<IpAddr>::new());
-        masq_gc("net1", &[]).unwrap();
-        masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
-        masq_add("net1", "c2", "eth0", &[v4(3)], &[]).unwrap();
-        masq_del("net1", "c9", "eth0").unwrap(); // table present, element absent
+        session().masq_del("net1", "c1", "eth0").unwrap(); // no table at all
+        assert_eq!(session().masq_list("net1", "c1", "eth0").unwrap(), Vec::<IpAddr>::new());
+        session().masq_gc("net1", &[]).unwrap();
+        session().masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
+        session().masq_add("net1", "c2", "eth0", &[v4(3)], &[]).unwrap();
+        session().masq_del("net1", "c9", "eth0").unwrap(); // table present, element absent
     });
     assert_eq!(tables(&ns.ruleset()).len(), 1);
-    ns.run(|| masq_del("net1", "c1", "eth0").unwrap());
+    ns.run(|| session().masq_del("net1", "c1", "eth0").unwrap());
     assert_eq!(tables(&ns.ruleset()).len(), 1, "c2 is still there");
-    ns.run(|| masq_del("net1", "c2", "eth0").unwrap());
+    ns.run(|| session().masq_del("net1", "c2", "eth0").unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![], "the last DEL takes the table");
-    ns.run(|| masq_add("net1", "c3", "eth0", &[v4(4)], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "c3", "eth0", &[v4(4)], &[]).unwrap());
     assert_eq!(objects(&ns.ruleset(), "rule").len(), 8, "the next ADD makes it again, whole");
-    ns.run(|| masq_gc("net1", &[]).unwrap());
+    ns.run(|| session().masq_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![], "GC with nothing valid takes the table");
 }
 
@@ -167,23 +167,23 @@ fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
     }
     let ns = Netns::new("lastdel");
     ns.run(|| {
-        nft::isolate_add("net1").unwrap();
-        masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
-        masq_del("net1", "c1", "eth0").unwrap();
+        session().isolate_add("net1").unwrap();
+        session().masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
+        session().masq_del("net1", "c1", "eth0").unwrap();
     });
     let rs = ns.ruleset();
     assert_eq!(tables(&rs), vec![], "the network's table and its isolation element (the shared table's last) stay");
     let net1 = ("inet".to_string(), "tether-net1".to_string());
     ns.run(|| {
-        nft::isolate_add("net1").unwrap();
-        nft::isolate_add("net2").unwrap();
-        masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
-        masq_del("net1", "c1", "eth0").unwrap();
+        session().isolate_add("net1").unwrap();
+        session().isolate_add("net2").unwrap();
+        session().masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap();
+        session().masq_del("net1", "c1", "eth0").unwrap();
     });
     let rs = ns.ruleset();
     assert_eq!(tables(&rs), vec![("inet".to_string(), "tether".to_string())], "net2 keeps the shared table");
     assert_eq!(set(&rs, "tether", "same").unwrap()["elem"].as_array().map(Vec::len), Some(1), "{rs}");
-    ns.run(|| nft::isolate_del("net2").unwrap());
+    ns.run(|| session().isolate_del("net2").unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![], "GC of net2 takes the shared table");
     // Attachments come and go in parallel; whoever is last takes the table, and an ADD that races a
     // last DEL keeps its element (it recreates the table when it finds it gone).
@@ -194,9 +194,9 @@ fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
                 s.spawn(move || {
                     ns.run(|| {
                         let id = format!("r{round}c{i}");
-                        masq_add("net1", &id, "eth0", &[v4(10 + i)], &[]).unwrap();
+                        session().masq_add("net1", &id, "eth0", &[v4(10 + i)], &[]).unwrap();
                         if i % 2 == 0 {
-                            masq_del("net1", &id, "eth0").unwrap();
+                            session().masq_del("net1", &id, "eth0").unwrap();
                         }
                     })
                 });
@@ -205,12 +205,16 @@ fn the_last_del_takes_the_isolation_element_and_races_with_adds_lose_nothing() {
         let left: Vec<u8> = (0..16u8).filter(|i| i % 2 == 1).collect();
         for i in &left {
             let id = format!("r{round}c{i}");
-            assert_eq!(ns.run(|| masq_list("net1", &id, "eth0")).unwrap(), vec![v4(10 + i).addr], "{id} lost");
+            assert_eq!(
+                ns.run(|| session().masq_list("net1", &id, "eth0")).unwrap(),
+                vec![v4(10 + i).addr],
+                "{id} lost"
+            );
         }
         std::thread::scope(|s| {
             for i in left {
                 let ns = &ns;
-                s.spawn(move || ns.run(|| masq_del("net1", &format!("r{round}c{i}"), "eth0").unwrap()));
+                s.spawn(move || ns.run(|| session().masq_del("net1", &format!("r{round}c{i}"), "eth0").unwrap()));
             }
         });
         assert!(!tables(&ns.ruleset()).contains(&net1), "round {round}: the table stayed");
@@ -224,15 +228,17 @@ fn list_reports_the_attachments_addresses() {
     }
     let ns = Netns::new("list");
     ns.run(|| {
-        masq_add("net1", "c1", "eth0", &[v4(2), v4(7), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")], &[]).unwrap();
-        masq_add("net1", "c2", "eth0", &[v4(3)], &[]).unwrap();
+        session()
+            .masq_add("net1", "c1", "eth0", &[v4(2), v4(7), entry("fd7e:7e7e::2", "fd7e:7e7e::/64")], &[])
+            .unwrap();
+        session().masq_add("net1", "c2", "eth0", &[v4(3)], &[]).unwrap();
         assert_eq!(
-            masq_list("net1", "c1", "eth0").unwrap(),
+            session().masq_list("net1", "c1", "eth0").unwrap(),
             vec![ip("198.18.1.2"), ip("198.18.1.7"), ip("fd7e:7e7e::2")]
         );
-        assert_eq!(masq_list("net1", "c2", "eth0").unwrap(), vec![ip("198.18.1.3")]);
-        assert_eq!(masq_list("net1", "c1", "eth1").unwrap(), Vec::<IpAddr>::new());
-        assert_eq!(masq_list("net2", "c1", "eth0").unwrap(), Vec::<IpAddr>::new());
+        assert_eq!(session().masq_list("net1", "c2", "eth0").unwrap(), vec![ip("198.18.1.3")]);
+        assert_eq!(session().masq_list("net1", "c1", "eth1").unwrap(), Vec::<IpAddr>::new());
+        assert_eq!(session().masq_list("net2", "c1", "eth0").unwrap(), Vec::<IpAddr>::new());
     });
 }
 
@@ -244,16 +250,16 @@ fn gc_keeps_exactly_the_valid_attachments() {
     let ns = Netns::new("gc");
     ns.run(|| {
         for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
-            masq_add("net1", id, "eth0", &[v4(2 + i as u8)], &[]).unwrap();
+            session().masq_add("net1", id, "eth0", &[v4(2 + i as u8)], &[]).unwrap();
         }
-        masq_add("net2", "a", "eth0", &[v4(9)], &[]).unwrap();
+        session().masq_add("net2", "a", "eth0", &[v4(9)], &[]).unwrap();
         let valid = vec![("b".to_string(), "eth0".to_string()), ("d".to_string(), "eth0".to_string())];
-        masq_gc("net1", &valid).unwrap();
+        session().masq_gc("net1", &valid).unwrap();
     });
     let rs = ns.ruleset();
     assert_eq!(elements(&rs, "tether-net1", "masq4"), pairs(&[("198.18.1.3", "b/eth0"), ("198.18.1.5", "d/eth0")]));
     assert_eq!(elements(&rs, "tether-net2", "masq4"), pairs(&[("198.18.1.9", "a/eth0")]), "other networks untouched");
-    ns.run(|| masq_gc("net1", &[]).unwrap());
+    ns.run(|| session().masq_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![("inet".to_string(), "tether-net2".to_string())]);
 }
 
@@ -264,13 +270,13 @@ fn add_takes_over_an_address_leaked_by_another_owner() {
     }
     let ns = Netns::new("leak");
     ns.run(|| {
-        masq_add("net1", "old", "eth0", &[v4(2)], &[]).unwrap();
-        masq_add("net1", "new", "eth0", &[v4(2)], &[]).unwrap();
-        assert_eq!(masq_list("net1", "old", "eth0").unwrap(), Vec::<IpAddr>::new());
-        assert_eq!(masq_list("net1", "new", "eth0").unwrap(), vec![ip("198.18.1.2")]);
+        session().masq_add("net1", "old", "eth0", &[v4(2)], &[]).unwrap();
+        session().masq_add("net1", "new", "eth0", &[v4(2)], &[]).unwrap();
+        assert_eq!(session().masq_list("net1", "old", "eth0").unwrap(), Vec::<IpAddr>::new());
+        assert_eq!(session().masq_list("net1", "new", "eth0").unwrap(), vec![ip("198.18.1.2")]);
         // the old owner's late DEL must not remove the new owner's element
-        masq_del("net1", "old", "eth0").unwrap();
-        assert_eq!(masq_list("net1", "new", "eth0").unwrap(), vec![ip("198.18.1.2")]);
+        session().masq_del("net1", "old", "eth0").unwrap();
+        assert_eq!(session().masq_list("net1", "new", "eth0").unwrap(), vec![ip("198.18.1.2")]);
     });
 }
 
@@ -291,16 +297,16 @@ fn subnets_are_merged_into_the_nets_set() {
         v.sort();
         v
     };
-    ns.run(|| masq_add("net1", "a", "eth0", &[v4(2)], &[]).unwrap());
-    ns.run(|| masq_add("net1", "b", "eth0", &[entry("198.18.2.2", "198.18.2.0/24")], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "a", "eth0", &[v4(2)], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "b", "eth0", &[entry("198.18.2.2", "198.18.2.0/24")], &[]).unwrap());
     assert_eq!(nets(&ns), ["198.18.1.0/24", "198.18.2.0/24"], "adjacent subnets coexist");
-    ns.run(|| masq_add("net1", "c", "eth0", &[entry("198.18.1.9", "198.18.1.8/29")], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "c", "eth0", &[entry("198.18.1.9", "198.18.1.8/29")], &[]).unwrap());
     assert_eq!(nets(&ns), ["198.18.1.0/24", "198.18.2.0/24"], "a covered subnet adds nothing");
-    ns.run(|| masq_add("net1", "d", "eth0", &[entry("198.18.3.2", "198.18.0.0/16")], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "d", "eth0", &[entry("198.18.3.2", "198.18.0.0/16")], &[]).unwrap());
     assert_eq!(nets(&ns), ["198.18.0.0/16"], "a wider subnet replaces the ones it contains");
     ns.run(|| {
         for id in ["a", "b", "c", "d"] {
-            assert_eq!(masq_list("net1", id, "eth0").unwrap().len(), 1, "{id}");
+            assert_eq!(session().masq_list("net1", id, "eth0").unwrap().len(), 1, "{id}");
         }
     });
 }
@@ -318,12 +324,15 @@ fn adds_and_dels_racing_leave_consistent_state() {
                 ns.run(|| {
                     for round in 0..15 {
                         let id = format!("t{t}r{round}");
-                        masq_add("net1", &id, "eth0", &[v4(10 + t)], &[]).unwrap();
-                        assert_eq!(masq_list("net1", &id, "eth0").unwrap(), vec![ip(&format!("198.18.1.{}", 10 + t))]);
-                        masq_del("net1", &id, "eth0").unwrap();
+                        session().masq_add("net1", &id, "eth0", &[v4(10 + t)], &[]).unwrap();
+                        assert_eq!(
+                            session().masq_list("net1", &id, "eth0").unwrap(),
+                            vec![ip(&format!("198.18.1.{}", 10 + t))]
+                        );
+                        session().masq_del("net1", &id, "eth0").unwrap();
                     }
                     // a survivor per thread
-                    masq_add("net1", &format!("keep{t}"), "eth0", &[v4(100 + t)], &[]).unwrap();
+                    session().masq_add("net1", &format!("keep{t}"), "eth0", &[v4(100 + t)], &[]).unwrap();
                 })
             });
         }
@@ -333,7 +342,7 @@ fn adds_and_dels_racing_leave_consistent_state() {
         (0..6u8).map(|t| (format!("198.18.1.{}", 100 + t), format!("keep{t}/eth0"))).collect();
     assert_eq!(elements(&rs, "tether-net1", "masq4"), want);
     assert_eq!(objects(&rs, "rule").len(), 8);
-    ns.run(|| masq_gc("net1", &[]).unwrap());
+    ns.run(|| session().masq_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), vec![]);
 }
 
@@ -366,8 +375,8 @@ fn masquerade_end_to_end() {
 
     assert!(ctr.ping("198.18.1.1"), "container reaches its gateway");
     assert!(!ctr.ping("198.18.200.2"), "without masquerade the reply has no way back");
-    node.run(|| masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap());
+    node.run(|| session().masq_add("net1", "c1", "eth0", &[v4(2)], &[]).unwrap());
     assert!(ctr.ping("198.18.200.2"), "with masquerade the outside answers the node's address");
-    node.run(|| masq_del("net1", "c1", "eth0").unwrap());
+    node.run(|| session().masq_del("net1", "c1", "eth0").unwrap());
     assert!(!ctr.ping("198.18.200.2"), "after masq_del the masquerade is gone");
 }

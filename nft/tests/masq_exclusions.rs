@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use ipnet::IpNet;
-use nft::{masq_add, masq_del, masq_excluded, masq_gc, MasqEntry};
+use nft::MasqEntry;
 
 fn entry(addr: &str, subnet: &str) -> MasqEntry {
     MasqEntry { addr: addr.parse().unwrap(), subnet: subnet.parse().unwrap() }
@@ -25,38 +25,38 @@ fn each_add_makes_the_exclusions_its_list() {
     let ns = Netns::new("excl");
     let dual = [entry("198.18.1.2", "198.18.1.0/24"), entry("fd7e:7e7e:1::2", "fd7e:7e7e:1::/64")];
     let first = nets(&["198.19.3.0/24", "198.18.0.0/16", "198.19.2.0/24", "198.18.5.0/24", "fd7e:7e7e::/32"]);
-    ns.run(|| masq_add("net1", "c1", "eth0", &dual, &first).unwrap());
+    ns.run(|| session().masq_add("net1", "c1", "eth0", &dual, &first).unwrap());
     // merged: the /24 inside the /16 disappears, the two adjacent /24s become a /23
     let want = nets(&["198.18.0.0/16", "198.19.2.0/23", "fd7e:7e7e::/32"]);
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), want);
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), want);
     let text = ns.ruleset_text();
     for line in ["ip daddr @nomasq4 return", "ip6 daddr @nomasq6 return", "198.18.0.0/16", "fd7e:7e7e::/32"] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     // The same list again, from another attachment: nothing changes, nothing is duplicated.
-    ns.run(|| masq_add("net1", "c2", "eth0", &[entry("198.18.1.3", "198.18.1.0/24")], &first).unwrap());
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), want);
+    ns.run(|| session().masq_add("net1", "c2", "eth0", &[entry("198.18.1.3", "198.18.1.0/24")], &first).unwrap());
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), want);
     assert_eq!(objects(&ns.ruleset(), "rule").len(), 8);
 
     // A newer configuration of the network: its list replaces the old one (here: v6 exclusion gone, v4 wider).
     let newer = nets(&["198.18.0.0/15"]);
-    ns.run(|| masq_add("net1", "c3", "eth0", &[entry("198.18.1.4", "198.18.1.0/24")], &newer).unwrap());
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), newer);
+    ns.run(|| session().masq_add("net1", "c3", "eth0", &[entry("198.18.1.4", "198.18.1.0/24")], &newer).unwrap());
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), newer);
     // Another network is untouched by all of this.
-    ns.run(|| masq_add("net2", "c1", "eth0", &[entry("198.18.2.2", "198.18.2.0/24")], &[]).unwrap());
-    assert_eq!(ns.run(|| masq_excluded("net2").unwrap()), vec![]);
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), newer);
+    ns.run(|| session().masq_add("net2", "c1", "eth0", &[entry("198.18.2.2", "198.18.2.0/24")], &[]).unwrap());
+    assert_eq!(ns.run(|| session().masq_excluded("net2").unwrap()), vec![]);
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), newer);
 
     // DEL is per attachment: the network's exclusions stay for the containers left.
-    ns.run(|| masq_del("net1", "c3", "eth0").unwrap());
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), newer);
+    ns.run(|| session().masq_del("net1", "c3", "eth0").unwrap());
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), newer);
     // An empty list empties them.
-    ns.run(|| masq_add("net1", "c1", "eth0", &dual, &[]).unwrap());
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), vec![]);
+    ns.run(|| session().masq_add("net1", "c1", "eth0", &dual, &[]).unwrap());
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), vec![]);
     // GC of every attachment takes the table, exclusions and all.
-    ns.run(|| masq_add("net1", "c1", "eth0", &dual, &first).unwrap());
-    ns.run(|| masq_gc("net1", &[]).unwrap());
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), vec![]);
+    ns.run(|| session().masq_add("net1", "c1", "eth0", &dual, &first).unwrap());
+    ns.run(|| session().masq_gc("net1", &[]).unwrap());
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), vec![]);
     assert!(!ns.ruleset_text().contains("tether-net1"), "{}", ns.ruleset_text());
 }
 
@@ -72,11 +72,11 @@ fn concurrent_adds_with_different_lists_settle_on_one_of_them() {
             let (ns, list) = (&ns, &lists[usize::from(i) % 3]);
             s.spawn(move || {
                 let e = entry(&format!("198.18.1.{}", 10 + i), "198.18.1.0/24");
-                ns.run(|| masq_add("net1", &format!("c{i}"), "eth0", &[e], list).unwrap());
+                ns.run(|| session().masq_add("net1", &format!("c{i}"), "eth0", &[e], list).unwrap());
             });
         }
     });
-    let got = ns.run(|| masq_excluded("net1").unwrap());
+    let got = ns.run(|| session().masq_excluded("net1").unwrap());
     assert!(lists.contains(&got), "exclusions {got:?} are none of the lists");
 }
 
@@ -141,15 +141,17 @@ fn excluded_destinations_see_the_container_address() {
     let counts = || [counter(&peer, "ctr4"), counter(&peer, "node4"), counter(&peer, "ctr6"), counter(&peer, "node6")];
 
     // Masquerade without exclusions: the peer sees the node's addresses.
-    node.run(|| masq_add("net1", "c1", "eth0", &dual, &[]).unwrap());
+    node.run(|| session().masq_add("net1", "c1", "eth0", &dual, &[]).unwrap());
     assert!(ctr.ping("198.18.200.2") && ctr.ping("fd7e:7e7e:200::2"));
     assert_eq!(counts(), [0, 1, 0, 1], "masqueraded: from the node");
     // The peer's ranges excluded (a repeated ADD with the new list): it sees the container's own addresses.
-    node.run(|| masq_add("net1", "c1", "eth0", &dual, &nets(&["198.18.200.0/24", "fd7e:7e7e:200::/64"])).unwrap());
+    node.run(|| {
+        session().masq_add("net1", "c1", "eth0", &dual, &nets(&["198.18.200.0/24", "fd7e:7e7e:200::/64"])).unwrap()
+    });
     assert!(ctr.ping("198.18.200.2") && ctr.ping("fd7e:7e7e:200::2"));
     assert_eq!(counts(), [1, 1, 1, 1], "excluded: from the container");
     // Only IPv4 excluded: IPv6 is masqueraded again.
-    node.run(|| masq_add("net1", "c1", "eth0", &dual, &nets(&["198.18.0.0/15"])).unwrap());
+    node.run(|| session().masq_add("net1", "c1", "eth0", &dual, &nets(&["198.18.0.0/15"])).unwrap());
     assert!(ctr.ping("198.18.200.2") && ctr.ping("fd7e:7e7e:200::2"));
     assert_eq!(counts(), [2, 1, 1, 2]);
 }
@@ -180,7 +182,7 @@ fn a_table_of_the_old_layout_gains_the_exclusions_once() {
     let out = ns.exec(&["nft", OLD_LAYOUT]);
     assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
     // Without exclusions nothing needs the new sets: the old table keeps working as it is.
-    ns.run(|| masq_add("net1", "old", "eth0", &[entry("198.18.1.2", "198.18.1.0/24")], &[]).unwrap());
+    ns.run(|| session().masq_add("net1", "old", "eth0", &[entry("198.18.1.2", "198.18.1.0/24")], &[]).unwrap());
     assert_eq!(objects(&ns.ruleset(), "rule").len(), 6);
     // With exclusions, from several ADDs at once: the sets and their two rules are added exactly once.
     let list = nets(&["198.18.0.0/16", "fd7e:7e7e::/44"]);
@@ -189,11 +191,11 @@ fn a_table_of_the_old_layout_gains_the_exclusions_once() {
             let (ns, list) = (&ns, &list);
             s.spawn(move || {
                 let e = entry(&format!("198.18.1.{}", 10 + i), "198.18.1.0/24");
-                ns.run(|| masq_add("net1", &format!("c{i}"), "eth0", &[e], list).unwrap());
+                ns.run(|| session().masq_add("net1", &format!("c{i}"), "eth0", &[e], list).unwrap());
             });
         }
     });
-    assert_eq!(ns.run(|| masq_excluded("net1").unwrap()), list);
+    assert_eq!(ns.run(|| session().masq_excluded("net1").unwrap()), list);
     let rs = ns.ruleset();
     assert_eq!(objects(&rs, "rule").len(), 8, "{}", ns.ruleset_text());
     assert_eq!(objects(&rs, "set").len(), 6);

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use nft::{spoofchk_add, spoofchk_del, spoofchk_gc, spoofchk_list};
 use serde_json::Value;
 
 const MAC1: [u8; 6] = [0x02, 0x7e, 0, 0, 0, 0x01];
@@ -73,13 +72,13 @@ fn state_add_list_del_gc() {
     }
     let ns = Netns::new("spstate");
     ns.run(|| {
-        spoofchk_add("net1", "c1", "eth0", "veth1", MAC1).unwrap();
-        spoofchk_add("net1", "c1", "eth0", "veth1", MAC1).unwrap(); // idempotent
-        spoofchk_add("net1", "c2", "eth0", "veth2", MAC2).unwrap();
-        spoofchk_add("net1", "c3", "eth0", "veth3", MAC2).unwrap();
-        assert_eq!(spoofchk_list("net1", "c1", "eth0").unwrap(), vec![("veth1".to_string(), MAC1)]);
-        assert_eq!(spoofchk_list("net1", "c9", "eth0").unwrap(), vec![]);
-        assert_eq!(spoofchk_list("net2", "c1", "eth0").unwrap(), vec![]);
+        session().spoofchk_add("net1", "c1", "eth0", "veth1", MAC1).unwrap();
+        session().spoofchk_add("net1", "c1", "eth0", "veth1", MAC1).unwrap(); // idempotent
+        session().spoofchk_add("net1", "c2", "eth0", "veth2", MAC2).unwrap();
+        session().spoofchk_add("net1", "c3", "eth0", "veth3", MAC2).unwrap();
+        assert_eq!(session().spoofchk_list("net1", "c1", "eth0").unwrap(), vec![("veth1".to_string(), MAC1)]);
+        assert_eq!(session().spoofchk_list("net1", "c9", "eth0").unwrap(), vec![]);
+        assert_eq!(session().spoofchk_list("net2", "c1", "eth0").unwrap(), vec![]);
     });
     let rs = ns.ruleset();
     assert_eq!(tables(&rs), ["bridge tether-net1"]);
@@ -102,23 +101,23 @@ fn state_add_list_del_gc() {
     assert_eq!(ports(&rs, "tether-net1"), ["veth1 c1/eth0", "veth2 c2/eth0", "veth3 c3/eth0"]);
 
     ns.run(|| {
-        spoofchk_del("net1", "c2", "eth0").unwrap();
-        spoofchk_del("net1", "c2", "eth0").unwrap();
-        spoofchk_del("net9", "c2", "eth0").unwrap(); // no such table
+        session().spoofchk_del("net1", "c2", "eth0").unwrap();
+        session().spoofchk_del("net1", "c2", "eth0").unwrap();
+        session().spoofchk_del("net9", "c2", "eth0").unwrap(); // no such table
     });
     let rs = ns.ruleset();
     assert_eq!(ports(&rs, "tether-net1"), ["veth1 c1/eth0", "veth3 c3/eth0"]);
     assert_eq!(allowed(&rs, "tether-net1"), ["veth1 . 02:7e:00:00:00:01 c1/eth0", "veth3 . 02:7e:00:00:00:02 c3/eth0"]);
 
-    ns.run(|| spoofchk_gc("net1", &[("c3".into(), "eth0".into())]).unwrap());
+    ns.run(|| session().spoofchk_gc("net1", &[("c3".into(), "eth0".into())]).unwrap());
     let rs = ns.ruleset();
     assert_eq!(ports(&rs, "tether-net1"), ["veth3 c3/eth0"]);
     assert_eq!(allowed(&rs, "tether-net1"), ["veth3 . 02:7e:00:00:00:02 c3/eth0"]);
-    ns.run(|| spoofchk_del("net1", "c3", "eth0").unwrap());
+    ns.run(|| session().spoofchk_del("net1", "c3", "eth0").unwrap());
     assert_eq!(tables(&ns.ruleset()), Vec::<String>::new(), "the last DEL takes the table");
-    ns.run(|| spoofchk_add("net1", "c4", "eth0", "veth4", MAC1).unwrap());
+    ns.run(|| session().spoofchk_add("net1", "c4", "eth0", "veth4", MAC1).unwrap());
     assert_eq!(tables(&ns.ruleset()), ["bridge tether-net1"], "the next ADD makes it again");
-    ns.run(|| spoofchk_gc("net1", &[]).unwrap());
+    ns.run(|| session().spoofchk_gc("net1", &[]).unwrap());
     assert_eq!(tables(&ns.ruleset()), Vec::<String>::new(), "GC with nothing valid takes the table");
 }
 
@@ -129,19 +128,19 @@ fn a_port_taken_over_keeps_only_the_new_mac() {
     }
     let ns = Netns::new("sptake");
     ns.run(|| {
-        spoofchk_add("net1", "old", "eth0", "veth1", MAC1).unwrap();
-        spoofchk_add("net1", "new", "eth0", "veth1", MAC2).unwrap();
+        session().spoofchk_add("net1", "old", "eth0", "veth1", MAC1).unwrap();
+        session().spoofchk_add("net1", "new", "eth0", "veth1", MAC2).unwrap();
     });
     let rs = ns.ruleset();
     assert_eq!(ports(&rs, "tether-net1"), ["veth1 new/eth0"]);
     assert_eq!(allowed(&rs, "tether-net1"), ["veth1 . 02:7e:00:00:00:02 new/eth0"]);
     ns.run(|| {
         // same owner, new MAC: the old MAC is no longer allowed
-        spoofchk_add("net1", "new", "eth0", "veth1", FAKE).unwrap();
-        assert_eq!(spoofchk_list("net1", "new", "eth0").unwrap(), vec![("veth1".to_string(), FAKE)]);
+        session().spoofchk_add("net1", "new", "eth0", "veth1", FAKE).unwrap();
+        assert_eq!(session().spoofchk_list("net1", "new", "eth0").unwrap(), vec![("veth1".to_string(), FAKE)]);
         // the old owner's late DEL leaves the new owner alone
-        spoofchk_del("net1", "old", "eth0").unwrap();
-        assert_eq!(spoofchk_list("net1", "new", "eth0").unwrap(), vec![("veth1".to_string(), FAKE)]);
+        session().spoofchk_del("net1", "old", "eth0").unwrap();
+        assert_eq!(session().spoofchk_list("net1", "new", "eth0").unwrap(), vec![("veth1".to_string(), FAKE)]);
     });
 }
 
@@ -156,7 +155,9 @@ fn concurrent_adds_create_one_table() {
             let ns = &ns;
             s.spawn(move || {
                 ns.run(|| {
-                    spoofchk_add("net1", &format!("c{i}"), "eth0", &format!("veth{i}"), [2, 0, 0, 0, 0, i]).unwrap()
+                    session()
+                        .spoofchk_add("net1", &format!("c{i}"), "eth0", &format!("veth{i}"), [2, 0, 0, 0, 0, i])
+                        .unwrap()
                 })
             });
         }
@@ -215,7 +216,7 @@ fn frames_with_another_source_mac_are_dropped() {
     let lan = Lan::new("spe2e");
     let mac1 = mac_of(&lan.c1, "eth0");
     assert!(lan.c1.ping("198.18.1.3"), "baseline: the bridge forwards");
-    lan.node.run(|| spoofchk_add("net1", "c1", "eth0", "hp1", mac1).unwrap());
+    lan.node.run(|| session().spoofchk_add("net1", "c1", "eth0", "hp1", mac1).unwrap());
     assert!(lan.c1.ping("198.18.1.3"), "the container's own MAC passes");
 
     lan.c1.ip(&["link", "set", "eth0", "address", &fmt_mac(&FAKE)]);
@@ -225,7 +226,7 @@ fn frames_with_another_source_mac_are_dropped() {
     lan.c1.ip(&["link", "set", "eth0", "address", &fmt_mac(&mac1)]);
     assert!(lan.c1.ping("198.18.1.3"), "restored MAC passes again, and the unguarded port's new MAC too");
 
-    lan.node.run(|| spoofchk_del("net1", "c1", "eth0").unwrap());
+    lan.node.run(|| session().spoofchk_del("net1", "c1", "eth0").unwrap());
     lan.c1.ip(&["link", "set", "eth0", "address", &fmt_mac(&FAKE)]);
     assert!(lan.c1.ping("198.18.1.3"), "after spoofchk_del the port is no longer guarded");
 }
@@ -283,7 +284,7 @@ fn arp_with_another_sender_mac_is_dropped() {
     }
     let lan = Lan::new("sparp");
     let mac1 = mac_of(&lan.c1, "eth0");
-    lan.node.run(|| spoofchk_add("net1", "c1", "eth0", "hp1", mac1).unwrap());
+    lan.node.run(|| session().spoofchk_add("net1", "c1", "eth0", "hp1", mac1).unwrap());
     assert!(lan.c2.ping("198.18.1.2"), "c2 learns c1's MAC");
     assert_eq!(neigh_mac(&lan.c2, "198.18.1.2"), Some(fmt_mac(&mac1)));
 
@@ -293,7 +294,7 @@ fn arp_with_another_sender_mac_is_dropped() {
     assert_eq!(neigh_mac(&lan.c2, "198.18.1.2"), Some(fmt_mac(&mac1)), "forged ARP must not reach c2");
 
     // Control: without the spoof check the same frame does poison c2's cache (so the check above can fail).
-    lan.node.run(|| spoofchk_del("net1", "c1", "eth0").unwrap());
+    lan.node.run(|| session().spoofchk_del("net1", "c1", "eth0").unwrap());
     lan.c1.run(|| send_garp("eth0", mac1, FAKE, [198, 18, 1, 2]));
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(neigh_mac(&lan.c2, "198.18.1.2"), Some(fmt_mac(&FAKE)), "unguarded, the forged ARP is accepted");

@@ -121,3 +121,8 @@ pub fn objects<'a>(ruleset: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_
 pub fn set<'a>(ruleset: &'a serde_json::Value, table: &str, name: &str) -> Option<&'a serde_json::Value> {
     objects(ruleset, "set").into_iter().find(|s| s["table"] == table && s["name"] == name)
 }
+
+/// A session of its own, in the calling thread's network namespace.
+pub fn session() -> nft::Session {
+    nft::Session::open().unwrap()
+}

@@ -1,0 +1,49 @@
+//! [`Session`]: the one nfnetlink socket an invocation uses for all its nftables work.
+
+use crate::netlink::Conn;
+use crate::state::Ctx;
+use crate::NftError;
+
+/// A `NETLINK_NETFILTER` socket in the network namespace of the thread that opened it, on which every operation
+/// of this crate runs ([`Session::masq_add`], [`Session::spoofchk_del`], [`Session::isolate_add`], ...).
+///
+/// Open one per invocation, on a thread that is in the namespace you mean (for the plugin: the node's); the
+/// socket stays in that namespace whichever thread uses it later, so a `Session` may move to another thread
+/// (it is `Send`). Operations are synchronous; `&mut self` serialises them.
+///
+/// Dropping the session closes the socket, and closing waits for the RCU grace period of anything a transaction
+/// on it deleted that the kernel has not freed yet (see the crate documentation, *Cost*): drop it where that wait
+/// may overlap other work.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) conn: Conn,
+}
+
+impl Session {
+    /// Open a session in the calling thread's network namespace.
+    pub fn open() -> Result<Session, NftError> {
+        let conn = Conn::open().map_err(|e| NftError::io("Session::open", "nfnetlink socket", e))?;
+        Ok(Session { conn })
+    }
+
+    /// How many dump requests (reads of a whole set) this session has sent. CHECK and DEL send none; the tests
+    /// use it to prove it.
+    pub fn dumps_sent(&self) -> u64 {
+        self.conn.dumps_sent()
+    }
+
+    pub(crate) fn ctx(&mut self, op: &'static str) -> Ctx<'_> {
+        Ctx::new(op, &mut self.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Session>();
+    }
+}
