@@ -39,7 +39,7 @@ impl Interval {
         let key = |x: u128| x.to_be_bytes()[16 - key_len..].to_vec();
         let mut out = vec![Elem::new(key(self.start), None)];
         if let Some(end) = self.end {
-            out.push(Elem { key: key(end), flags: NFT_SET_ELEM_INTERVAL_END, comment: None });
+            out.push(Elem::interval_end(key(end)));
         }
         out
     }
@@ -158,7 +158,7 @@ mod tests {
     fn interval_elements() {
         let e = Interval::of(&net("198.18.1.0/24")).elems(4);
         assert_eq!(e[0], Elem::new(vec![198, 18, 1, 0], None));
-        assert_eq!(e[1], Elem { key: vec![198, 18, 2, 0], flags: NFT_SET_ELEM_INTERVAL_END, comment: None });
+        assert_eq!(e[1], Elem::interval_end(vec![198, 18, 2, 0]));
         // reaching the top of the space: no end element
         assert_eq!(Interval::of(&net("255.255.255.0/24")).elems(4).len(), 1);
         assert_eq!(Interval::of(&net("0.0.0.0/0")).elems(4).len(), 1);

@@ -73,6 +73,7 @@ fn table_contents(t: &Table, batch: &mut Batch) {
         key_len: 8,
         flags: 0,
         key_byteorder: BYTEORDER_HOST_ENDIAN,
+        data: None,
     };
     objects::push_contents(batch, t, &chain, &[set], &[rule()]);
 }

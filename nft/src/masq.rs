@@ -8,6 +8,8 @@
 //!     set nets6 { type ipv6_addr; flags interval; ... }
 //!     set nomasq4 { type ipv4_addr; flags interval; elements = { 198.18.0.0/16 } }
 //!     set nomasq6 { type ipv6_addr; flags interval; ... }
+//!     map owners4 { type ifname : ipv4_addr; elements = { "3fa9c0d1e2b4/00" comment "..." : 198.18.1.2 } }
+//!     map owners6 { type ifname : ipv6_addr; ... }
 //!     chain postrouting {
 //!         type nat hook postrouting priority srcnat; policy accept;
 //!         ip daddr @nets4 return
@@ -33,18 +35,23 @@
 //! (merged into disjoint intervals), in the same transaction as its addresses, so the network's newest
 //! configuration applies to all its containers; a DEL leaves them to the other containers, and they go with the
 //! table.
+//!
+//! `owners4`/`owners6` record, for each address in `masq4`/`masq6`, its owner under a key derived from the owner
+//! (see [`crate::owners`]): CHECK and DEL find an attachment's addresses by key lookups, never by listing.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::by_owner::Lookup;
 use crate::interval::{intervals, merged, Interval};
 use crate::names;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{
-    self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_BIG_ENDIAN,
-    NFT_SET_INTERVAL,
+    self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, MapData, SetSpec, Table,
+    BYTEORDER_BIG_ENDIAN, NFT_SET_INTERVAL,
 };
+use crate::owners::{self, OwnerMap};
 use crate::state::{backoff, push_elems, Ctx, MAX_ATTEMPTS};
 use crate::{NftError, Session};
 
@@ -92,6 +99,12 @@ impl V {
             V::Six => "nets6",
         }
     }
+    fn owner_map(self) -> &'static str {
+        match self {
+            V::Four => "owners4",
+            V::Six => "owners6",
+        }
+    }
     fn excluded_set(self) -> &'static str {
         match self {
             V::Four => "nomasq4",
@@ -132,7 +145,23 @@ fn set_spec(name: &'static str, v: V, interval: bool) -> SetSpec {
         V::Six => (datatype::IP6ADDR, 16),
     };
     let flags = if interval { NFT_SET_INTERVAL } else { 0 };
-    SetSpec { name, key_type, key_len, flags, key_byteorder: BYTEORDER_BIG_ENDIAN }
+    SetSpec { name, key_type, key_len, flags, key_byteorder: BYTEORDER_BIG_ENDIAN, data: None }
+}
+
+/// The sets holding the containers' addresses, and the owner maps that record them.
+const MASQ_SETS: [&str; 2] = ["masq4", "masq6"];
+const OWNER_MAPS: [OwnerMap; 2] = [
+    OwnerMap { name: "owners4", targets: |data| vec![("masq4", data.to_vec())] },
+    OwnerMap { name: "owners6", targets: |data| vec![("masq6", data.to_vec())] },
+];
+
+/// An owner map of family `v`: values are addresses of that family.
+fn owner_map_spec(v: V) -> SetSpec {
+    let (data_type, len) = match v {
+        V::Four => (datatype::IPADDR, 4),
+        V::Six => (datatype::IP6ADDR, 16),
+    };
+    owners::map_spec(v.owner_map(), MapData { data_type, len, byteorder: BYTEORDER_BIG_ENDIAN })
 }
 
 const CHAIN_SPEC: BaseChain<'static> =
@@ -147,6 +176,8 @@ fn table_contents(t: &Table, batch: &mut Batch) {
         set_spec("nets6", V::Six, true),
         set_spec("nomasq4", V::Four, true),
         set_spec("nomasq6", V::Six, true),
+        owner_map_spec(V::Four),
+        owner_map_spec(V::Six),
     ];
     objects::push_contents(batch, t, &CHAIN_SPEC, &sets, &rules());
 }
@@ -304,6 +335,7 @@ enum Role {
     Excluded(V),
     AddrDel(usize),
     AddrAdd(usize),
+    OwnerAdd(V),
 }
 
 impl Session {
@@ -358,6 +390,13 @@ impl Session {
         }
 
         let mut ctx = self.ctx(OP);
+        // The owner-map entries of the addresses, per family: assumed fresh (slots 0, 1, ... of the owner's digest)
+        // until the kernel says a slot is taken; none in a table of a release before owner maps.
+        let digest = (ctx.digest)(&owner);
+        let owned: [Vec<Vec<u8>>; 2] =
+            [V::Four, V::Six].map(|v| addrs.iter().filter(|a| V::of(&a.addr) == v).map(|a| key_of(&a.addr)).collect());
+        let mut owner_adds: [Vec<Elem>; 2] =
+            [V::Four, V::Six].map(|v| owners::fresh(&owner, digest, &owned[v as usize]));
         let mut last: Option<NftError> = None;
         let mut read_at = 0;
         for attempt in 0..MAX_ATTEMPTS {
@@ -407,6 +446,12 @@ impl Session {
                 batch.push(objects::add_elems(set, &[elem], true), format!("element {} of {}", a.addr, set.describe()));
                 roles.push(Role::AddrAdd(i));
             }
+            for v in [V::Four, V::Six] {
+                // Exclusive: a slot someone else took (or we did, on an earlier ADD) shows up as EEXIST.
+                let set = table.set(v.owner_map());
+                let adds = push_elems(&mut batch, set, &owner_adds[v as usize], |s, c| objects::add_elems(s, c, true));
+                roles.extend(std::iter::repeat_n(Role::OwnerAdd(v), adds));
+            }
             if batch.is_empty() {
                 return Ok(());
             }
@@ -420,7 +465,7 @@ impl Session {
                 Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
                 Commit::Failed(fs) => fs,
             };
-            let (mut create_table, mut replan_nets) = (false, [false; 2]);
+            let (mut create_table, mut replan_nets, mut replan_owners) = (false, [false; 2], [false; 2]);
             for f in &failures {
                 last = Some(ctx.failure(&batch, f));
                 match (roles[f.index], f.errno) {
@@ -443,6 +488,9 @@ impl Session {
                     }
                     (Role::AddrAdd(_), libc::ENOENT) => create_table = true,
                     (Role::AddrDel(i), libc::ENOENT) => addrs[i].replace = false, // its owner removed it meanwhile
+                    (Role::OwnerAdd(v), libc::EEXIST) => replan_owners[v as usize] = true,
+                    // No table, or one without owner maps (made by an earlier release): see below.
+                    (Role::OwnerAdd(_), libc::ENOENT) => create_table = true,
                     (Role::Nets(v), libc::ENOENT) => {
                         create_table = true;
                         replan_nets[v as usize] = true;
@@ -461,6 +509,16 @@ impl Session {
                 ctx.ensure_table(&table, |b| table_contents(&table, b))?;
                 if exclusions.iter().any(|p| !p.wanted.is_empty()) {
                     ensure_excluded_sets(&mut ctx, &table)?;
+                }
+                if !ctx.has_set(table.set(V::Four.owner_map()))? {
+                    // A table of a release before owner maps: its DEL and CHECK list the sets, so add no entries.
+                    owner_adds = Default::default();
+                }
+            }
+            for v in [V::Four, V::Six] {
+                if replan_owners[v as usize] {
+                    let run = ctx.owner_run(table.set(v.owner_map()), digest)?;
+                    owner_adds[v as usize] = owners::append(&run, &owner, digest, &owned[v as usize]);
                 }
             }
             for v in [V::Four, V::Six] {
@@ -486,7 +544,7 @@ impl Session {
         let table = table(OP, network)?;
         let owner = names::owner(OP, container_id, ifname)?;
         let companion = crate::isolate::companion(network)?;
-        self.ctx(OP).remove_owner(&table, &["masq4", "masq6"], &owner, Some(&companion))?;
+        self.ctx(OP).remove_attachment(&table, &OWNER_MAPS, &MASQ_SETS, &owner, Some(&companion))?;
         Ok(())
     }
 
@@ -496,13 +554,24 @@ impl Session {
         let table = table(OP, network)?;
         let owner = names::owner(OP, container_id, ifname)?;
         let mut ctx = self.ctx(OP);
-        let mut out = Vec::new();
-        for v in [V::Four, V::Six] {
-            let elems = ctx.read_set_consistent(table.set(v.masq_set()))?.unwrap_or_default();
-            out.extend(
-                elems.iter().filter(|e| e.comment.as_deref() == Some(owner.as_str())).filter_map(|e| addr_of(&e.key)),
-            );
-        }
+        let mut out: Vec<IpAddr> = match ctx.holdings(&table, &OWNER_MAPS, &MASQ_SETS, &owner)? {
+            Lookup::Found(h) => h.elems.iter().filter_map(|(_, e)| addr_of(&e.key)).collect(),
+            Lookup::NoTable => Vec::new(),
+            // A table of a release before owner maps: list the sets.
+            Lookup::Legacy => {
+                let mut out = Vec::new();
+                for v in [V::Four, V::Six] {
+                    let elems = ctx.read_set_consistent(table.set(v.masq_set()))?.unwrap_or_default();
+                    out.extend(
+                        elems
+                            .iter()
+                            .filter(|e| e.comment.as_deref() == Some(owner.as_str()))
+                            .filter_map(|e| addr_of(&e.key)),
+                    );
+                }
+                out
+            }
+        };
         out.sort();
         Ok(out)
     }
@@ -527,14 +596,13 @@ impl Session {
         const OP: &str = "masq_gc";
         let table = table(OP, network)?;
         let companion = crate::isolate::companion(network)?;
-        self.ctx(OP).remove_owners_not_in(&table, &["masq4", "masq6"], valid, "masquerade", Some(&companion))
+        self.ctx(OP).remove_owners_not_in(&table, &MASQ_SETS, &OWNER_MAPS, valid, "masquerade", Some(&companion))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::NFT_SET_ELEM_INTERVAL_END;
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
@@ -558,10 +626,7 @@ mod tests {
         assert_eq!(add.len(), 2);
         assert!(del.is_empty());
         // partial overlap with a non-prefix interval is refused
-        let odd = vec![
-            Elem::new(vec![198, 18, 1, 128], None),
-            Elem { key: vec![198, 18, 2, 128], flags: NFT_SET_ELEM_INTERVAL_END, comment: None },
-        ];
+        let odd = vec![Elem::new(vec![198, 18, 1, 128], None), Elem::interval_end(vec![198, 18, 2, 128])];
         assert!(plan_nets(&odd, &[net("198.18.1.0/24")], V::Four).is_err());
     }
 

@@ -46,6 +46,7 @@ pub(crate) const NFT_MSG_DELTABLE: u16 = 2;
 pub(crate) const NFT_MSG_NEWCHAIN: u16 = 3;
 pub(crate) const NFT_MSG_NEWRULE: u16 = 6;
 pub(crate) const NFT_MSG_NEWSET: u16 = 9;
+pub(crate) const NFT_MSG_GETSET: u16 = 10;
 pub(crate) const NFT_MSG_NEWSETELEM: u16 = 12;
 pub(crate) const NFT_MSG_GETSETELEM: u16 = 13;
 pub(crate) const NFT_MSG_DELSETELEM: u16 = 14;
@@ -543,8 +544,9 @@ impl Conn {
         }
     }
 
-    /// Run a request and collect the bodies of its data replies, until NLMSG_DONE (dump) or the ACK (get).
-    fn request(&mut self, mut msg: Msg, dump: bool) -> Result<Result<Dump, KernelError>, WireError> {
+    /// Run a request and collect the bodies of its data replies, until NLMSG_DONE (dump) or the ACK (get), with
+    /// the kernel's error if it ended with one (a GET of several elements answers those found before failing).
+    fn request(&mut self, mut msg: Msg, dump: bool) -> Result<(Dump, Option<KernelError>), WireError> {
         msg.add_flags(NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK });
         let seq = self.next_seq();
         let bytes = msg.finish(seq).ok_or_else(|| WireError::Protocol("request exceeds netlink limits".into()))?;
@@ -554,8 +556,8 @@ impl Conn {
             let len = self.recv()?;
             match absorb_request_replies(&self.buf[..len], seq, &mut dump_out)? {
                 None => {}
-                Some(Ok(())) => return Ok(Ok(dump_out)),
-                Some(Err(e)) => return Ok(Err(e)),
+                Some(Ok(())) => return Ok((dump_out, None)),
+                Some(Err(e)) => return Ok((dump_out, Some(e))),
             }
         }
     }
@@ -563,7 +565,15 @@ impl Conn {
     /// A dump request (NLM_F_DUMP): every matching object.
     pub(crate) fn dump(&mut self, msg: Msg) -> Result<Result<Dump, KernelError>, WireError> {
         self.dumps += 1;
-        self.request(msg, true)
+        Ok(match self.request(msg, true)? {
+            (dump, None) => Ok(dump),
+            (_, Some(e)) => Err(e),
+        })
+    }
+
+    /// A GET: the objects it answered with, and the error it ended with, if any.
+    pub(crate) fn get(&mut self, msg: Msg) -> Result<(Dump, Option<KernelError>), WireError> {
+        self.request(msg, false)
     }
 
     /// How many dump requests this socket has sent.
@@ -571,17 +581,12 @@ impl Conn {
         self.dumps
     }
 
-    /// A single-object GET.
-    pub(crate) fn get(&mut self, msg: Msg) -> Result<Result<Dump, KernelError>, WireError> {
-        self.request(msg, false)
-    }
-
     /// The ruleset generation: it changes with every committed transaction in this network namespace.
     pub(crate) fn generation(&mut self) -> Result<Result<u32, KernelError>, WireError> {
         let msg = Msg::new(NFT_MSG_GETGEN, libc::AF_UNSPEC as u8, 0);
         let reply = match self.get(msg)? {
-            Ok(reply) => reply,
-            Err(e) => return Ok(Err(e)),
+            (reply, None) => reply,
+            (_, Some(e)) => return Ok(Err(e)),
         };
         let id = reply.bodies.iter().find_map(|b| attr(b, NFTA_GEN_ID).and_then(be32_of));
         id.map(Ok).ok_or_else(|| WireError::Protocol("generation reply without NFTA_GEN_ID".into()))

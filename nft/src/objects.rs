@@ -5,8 +5,9 @@
 //! TLV layout (`NFTNL_UDATA_SET_ELEM_COMMENT`), so `nft list ruleset` prints it as `comment "..."`.
 
 use crate::netlink::{
-    attr, attrs, be32_of, Batch, Msg, NFT_MSG_DELSETELEM, NFT_MSG_DELTABLE, NFT_MSG_GETSETELEM, NFT_MSG_NEWCHAIN,
-    NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWTABLE, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
+    attr, attrs, be32_of, Batch, Msg, NFT_MSG_DELSETELEM, NFT_MSG_DELTABLE, NFT_MSG_GETSET, NFT_MSG_GETSETELEM,
+    NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWTABLE, NLM_F_APPEND,
+    NLM_F_CREATE, NLM_F_EXCL,
 };
 
 /// nf_tables address families (NFPROTO_*).
@@ -72,14 +73,20 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
 const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_USERDATA: u16 = 13;
+/// The number of elements, in a GETSET reply (newer kernels only: 6.18 has it, 6.1 not).
+const NFTA_SET_COUNT: u16 = 20;
 pub(crate) const NFT_SET_INTERVAL: u32 = 0x4;
+pub(crate) const NFT_SET_MAP: u32 = 0x8;
 // NFTA_SET_ELEM_LIST_* and NFTA_SET_ELEM_*
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
 pub(crate) const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
@@ -110,8 +117,10 @@ pub(crate) mod datatype {
     }
 }
 
-/// libnftnl set user data: `NFTNL_UDATA_SET_KEYBYTEORDER`, value `BYTEORDER_BIG_ENDIAN` / `BYTEORDER_HOST_ENDIAN`.
+/// libnftnl set user data: `NFTNL_UDATA_SET_KEYBYTEORDER` (and `..._DATABYTEORDER` for a map's values), value
+/// `BYTEORDER_BIG_ENDIAN` / `BYTEORDER_HOST_ENDIAN`.
 const NFTNL_UDATA_SET_KEYBYTEORDER: u8 = 0;
+const NFTNL_UDATA_SET_DATABYTEORDER: u8 = 1;
 pub(crate) const BYTEORDER_HOST_ENDIAN: u32 = 1;
 pub(crate) const BYTEORDER_BIG_ENDIAN: u32 = 2;
 /// libnftnl element user data: the comment TLV, a NUL-terminated string.
@@ -144,10 +153,14 @@ pub(crate) fn comment_of_udata(mut udata: &[u8]) -> Option<String> {
     None
 }
 
-/// Set user data telling `nft` the key byte order, as nft itself records it.
-fn set_udata(key_byteorder: u32) -> Vec<u8> {
+/// Set user data telling `nft` the byte order of keys (and of a map's values), as nft itself records it.
+fn set_udata(spec: &SetSpec) -> Vec<u8> {
     let mut out = vec![NFTNL_UDATA_SET_KEYBYTEORDER, 4];
-    out.extend_from_slice(&key_byteorder.to_ne_bytes());
+    out.extend_from_slice(&spec.key_byteorder.to_ne_bytes());
+    if let Some(data) = spec.data {
+        out.extend_from_slice(&[NFTNL_UDATA_SET_DATABYTEORDER, 4]);
+        out.extend_from_slice(&data.byteorder.to_ne_bytes());
+    }
     out
 }
 
@@ -161,6 +174,18 @@ pub(crate) fn new_table(t: &Table) -> Msg {
 pub(crate) fn del_table(t: &Table) -> Msg {
     let mut m = Msg::new(NFT_MSG_DELTABLE, t.family as u8, 0);
     m.str(NFTA_TABLE_NAME, &t.name);
+    m
+}
+
+/// The element count a GETSET reply body reports, if the kernel reports one.
+pub(crate) fn set_count(body: &[u8]) -> Option<u32> {
+    attr(body, NFTA_SET_COUNT).and_then(be32_of)
+}
+
+/// Get the set itself (not its elements): answered with ENOENT when it does not exist.
+pub(crate) fn get_set(set: SetRef<'_>) -> Msg {
+    let mut m = Msg::new(NFT_MSG_GETSET, set.table.family as u8, 0);
+    m.str(NFTA_SET_TABLE, &set.table.name).str(NFTA_SET_NAME, set.name);
     m
 }
 
@@ -210,6 +235,16 @@ pub(crate) struct SetSpec {
     pub(crate) key_len: u32,
     pub(crate) flags: u32,
     pub(crate) key_byteorder: u32,
+    /// For a map: what its elements map to.
+    pub(crate) data: Option<MapData>,
+}
+
+/// The values of a map: `nft` datatype, length in bytes, byte order (for `nft`'s printing).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapData {
+    pub(crate) data_type: u32,
+    pub(crate) len: u32,
+    pub(crate) byteorder: u32,
 }
 
 pub(crate) fn new_set(t: &Table, spec: &SetSpec, id: u32) -> Msg {
@@ -224,13 +259,16 @@ pub(crate) fn new_set_exclusive(t: &Table, spec: &SetSpec, id: u32) -> Msg {
 
 fn set_msg(t: &Table, spec: &SetSpec, id: u32, flags: u16) -> Msg {
     let mut m = Msg::new(NFT_MSG_NEWSET, t.family as u8, flags);
+    let set_flags = spec.flags | if spec.data.is_some() { NFT_SET_MAP } else { 0 };
     m.str(NFTA_SET_TABLE, &t.name)
         .str(NFTA_SET_NAME, spec.name)
-        .be32(NFTA_SET_FLAGS, spec.flags)
+        .be32(NFTA_SET_FLAGS, set_flags)
         .be32(NFTA_SET_KEY_TYPE, spec.key_type)
-        .be32(NFTA_SET_KEY_LEN, spec.key_len)
-        .be32(NFTA_SET_ID, id)
-        .bytes(NFTA_SET_USERDATA, &set_udata(spec.key_byteorder));
+        .be32(NFTA_SET_KEY_LEN, spec.key_len);
+    if let Some(data) = spec.data {
+        m.be32(NFTA_SET_DATA_TYPE, data.data_type).be32(NFTA_SET_DATA_LEN, data.len);
+    }
+    m.be32(NFTA_SET_ID, id).bytes(NFTA_SET_USERDATA, &set_udata(spec));
     m
 }
 
@@ -241,11 +279,23 @@ pub(crate) struct Elem {
     /// NFT_SET_ELEM_* flags (interval end).
     pub(crate) flags: u32,
     pub(crate) comment: Option<String>,
+    /// In a map: the value the key maps to.
+    pub(crate) data: Option<Vec<u8>>,
 }
 
 impl Elem {
     pub(crate) fn new(key: Vec<u8>, comment: Option<&str>) -> Elem {
-        Elem { key, flags: 0, comment: comment.map(str::to_owned) }
+        Elem { key, flags: 0, comment: comment.map(str::to_owned), data: None }
+    }
+
+    /// A map element: `key` maps to `data`.
+    pub(crate) fn mapping(key: Vec<u8>, data: Vec<u8>, comment: &str) -> Elem {
+        Elem { data: Some(data), ..Elem::new(key, Some(comment)) }
+    }
+
+    /// An interval's end element (interval sets).
+    pub(crate) fn interval_end(key: Vec<u8>) -> Elem {
+        Elem { flags: NFT_SET_ELEM_INTERVAL_END, ..Elem::new(key, None) }
     }
 }
 
@@ -260,6 +310,11 @@ fn elems_msg(cmd: u16, set: SetRef<'_>, flags: u16, elems: &[Elem], with_udata: 
                 });
                 if e.flags != 0 {
                     m.be32(NFTA_SET_ELEM_FLAGS, e.flags);
+                }
+                if let (true, Some(data)) = (with_udata, &e.data) {
+                    m.nest(NFTA_SET_ELEM_DATA, |m| {
+                        m.bytes(NFTA_DATA_VALUE, data);
+                    });
                 }
                 if let (true, Some(c)) = (with_udata, &e.comment) {
                     m.bytes(NFTA_SET_ELEM_USERDATA, &comment_udata(c));
@@ -289,9 +344,11 @@ pub(crate) fn dump_elems(set: SetRef<'_>) -> Msg {
     m
 }
 
-/// Get the element of `set` with `key` (a single-element GET).
-pub(crate) fn get_elem(set: SetRef<'_>, key: &[u8]) -> Msg {
-    elems_msg(NFT_MSG_GETSETELEM, set, 0, &[Elem::new(key.to_vec(), None)], false)
+/// Get the elements of `set` with `keys` (a GET, not a dump). The kernel answers each key found with a message
+/// of its own, in order, and stops at the first key it does not find, with ENOENT.
+pub(crate) fn get_elems(set: SetRef<'_>, keys: &[Vec<u8>]) -> Msg {
+    let elems: Vec<Elem> = keys.iter().map(|k| Elem::new(k.clone(), None)).collect();
+    elems_msg(NFT_MSG_GETSETELEM, set, 0, &elems, false)
 }
 
 /// The elements in one NEWSETELEM reply body (attributes after `nfgenmsg`).
@@ -305,7 +362,8 @@ pub(crate) fn parse_elems(body: &[u8]) -> Vec<Elem> {
             let key = attr(e, NFTA_SET_ELEM_KEY).and_then(|k| attr(k, NFTA_DATA_VALUE))?.to_vec();
             let flags = attr(e, NFTA_SET_ELEM_FLAGS).and_then(be32_of).unwrap_or(0);
             let comment = attr(e, NFTA_SET_ELEM_USERDATA).and_then(comment_of_udata);
-            Some(Elem { key, flags, comment })
+            let data = attr(e, NFTA_SET_ELEM_DATA).and_then(|d| attr(d, NFTA_DATA_VALUE)).map(<[u8]>::to_vec);
+            Some(Elem { key, flags, comment, data })
         })
         .collect()
 }
@@ -487,7 +545,8 @@ mod tests {
         let t = Table { family: Family::Inet, name: "tether-n".into() };
         let elems = vec![
             Elem::new(vec![198, 18, 1, 2], Some("c1/eth0")),
-            Elem { key: vec![198, 18, 2, 0], flags: NFT_SET_ELEM_INTERVAL_END, comment: None },
+            Elem::interval_end(vec![198, 18, 2, 0]),
+            Elem::mapping(vec![1; 20], vec![198, 18, 1, 2], "c2/eth0"),
         ];
         let m = add_elems(t.set("masq4"), &elems, true);
         let parsed = parse_elems(m.attrs_bytes());

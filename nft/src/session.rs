@@ -17,13 +17,15 @@ use crate::NftError;
 #[derive(Debug)]
 pub struct Session {
     pub(crate) conn: Conn,
+    /// The digest of owner comments in owner-map keys: [`crate::owners::digest`], or a test's.
+    owner_digest: fn(&str) -> u64,
 }
 
 impl Session {
     /// Open a session in the calling thread's network namespace.
     pub fn open() -> Result<Session, NftError> {
         let conn = Conn::open().map_err(|e| NftError::io("Session::open", "nfnetlink socket", e))?;
-        Ok(Session { conn })
+        Ok(Session { conn, owner_digest: crate::owners::digest })
     }
 
     /// How many dump requests (reads of a whole set) this session has sent. CHECK and DEL send none; the tests
@@ -33,7 +35,17 @@ impl Session {
     }
 
     pub(crate) fn ctx(&mut self, op: &'static str) -> Ctx<'_> {
-        Ctx::new(op, &mut self.conn)
+        Ctx::new(op, &mut self.conn, self.owner_digest)
+    }
+
+    /// Whether the kernel reports set element counts: asks it, in a table made and dropped for the question.
+    pub(crate) fn kernel_reports_set_counts(&mut self) -> Result<bool, NftError> {
+        self.ctx("kernel_reports_set_counts").reports_set_counts()
+    }
+
+    /// A session whose owner-map digest is `digest`: lets tests make owners collide.
+    pub(crate) fn with_owner_digest(digest: fn(&str) -> u64) -> Result<Session, NftError> {
+        Ok(Session { owner_digest: digest, ..Session::open()? })
     }
 }
 

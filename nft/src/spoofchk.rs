@@ -4,6 +4,7 @@
 //! table bridge tether-<network> {
 //!     set ports   { type ifname; elements = { "veth1234" comment "<containerID>/<ifname>" } }
 //!     set allowed { type ifname . ether_addr; elements = { "veth1234" . 02:00:00:00:00:01 comment "..." } }
+//!     map owners  { type ifname : ifname . ether_addr; elements = { "3fa9c0d1e2b4/00" comment "..." : "veth1234" . ... } }
 //!     chain prerouting {
 //!         type filter hook prerouting priority -300; policy accept;
 //!         iifname != @ports return
@@ -17,12 +18,18 @@
 //! checks the Ethernet source address only. Here the rules are fixed per network and the per-container state is
 //! two set elements. The ARP rule also checks the sender hardware address inside ARP, so a container cannot
 //! poison its neighbours' ARP caches with another MAC while using its own as the frame source.
+//!
+//! `owners` records each attachment's `allowed` element (and so its port) under a key derived from the owner (see
+//! [`crate::owners`]), for CHECK and DEL to find them by key.
 
+use crate::by_owner::Lookup;
 use crate::names;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{
-    self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
+    self, base, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, MapData, SetSpec, Table,
+    BYTEORDER_HOST_ENDIAN,
 };
+use crate::owners::{self, OwnerMap};
 use crate::state::{backoff, MAX_ATTEMPTS};
 use crate::{NftError, Session};
 
@@ -32,6 +39,13 @@ const HOOK_PREROUTING: u32 = 0;
 const PRIORITY: i32 = -300;
 const PORTS: &str = "ports";
 const ALLOWED: &str = "allowed";
+const OWNERS: &str = "owners";
+/// The looked-up sets, and the owner map: an entry's data is the `allowed` key, which starts with the `ports` key.
+const SETS: [&str; 2] = [PORTS, ALLOWED];
+const OWNER_MAPS: [OwnerMap; 1] = [OwnerMap {
+    name: OWNERS,
+    targets: |data| vec![(PORTS, data[..IFNAMSIZ.min(data.len())].to_vec()), (ALLOWED, data.to_vec())],
+}];
 /// IFNAMSIZ: an interface name in a register or key is 16 bytes, NUL-padded.
 const IFNAMSIZ: usize = 16;
 const ETH_P_ARP: [u8; 2] = [0x08, 0x06];
@@ -49,6 +63,7 @@ fn table_contents(t: &Table, batch: &mut Batch) {
             key_len: IFNAMSIZ as u32,
             flags: 0,
             key_byteorder: BYTEORDER_HOST_ENDIAN,
+            data: None,
         },
         SetSpec {
             name: ALLOWED,
@@ -57,7 +72,16 @@ fn table_contents(t: &Table, batch: &mut Batch) {
             key_len: (IFNAMSIZ + 8) as u32,
             flags: 0,
             key_byteorder: BYTEORDER_HOST_ENDIAN,
+            data: None,
         },
+        owners::map_spec(
+            OWNERS,
+            MapData {
+                data_type: datatype::concat(&[datatype::IFNAME, datatype::ETHERADDR]),
+                len: (IFNAMSIZ + 8) as u32,
+                byteorder: BYTEORDER_HOST_ENDIAN,
+            },
+        ),
     ];
     objects::push_contents(batch, t, &chain, &sets, &rules());
 }
@@ -140,15 +164,26 @@ impl Session {
         let what = format!("{host_port} . {} in {}", fmt_mac(&mac), allowed.describe());
 
         let mut ctx = self.ctx(OP);
-        // Fast path: neither element exists yet (the usual ADD). Exclusive adds, so anything present shows up as
-        // EEXIST and is handled below against a consistent read. A missing table (the network's first port, or
-        // after GC) is created and the fast path tried once more.
+        let digest = (ctx.digest)(&owner);
+        let owners_map = table.set(OWNERS);
+        // Fast path: neither element exists yet (the usual ADD), nor the owner entry (slot 0 of the owner's
+        // digest). Exclusive adds, so anything present shows up as EEXIST and is handled below against a
+        // consistent read. A missing table (the network's first port, or after GC) is created and the fast path
+        // tried once more; a table without owner map (an earlier release's) also ends in the slow path.
         let mut batch = Batch::new();
         batch.push(
             objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
             format!("{host_port} in {}", ports.describe()),
         );
         batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
+        batch.push(
+            objects::add_elems(
+                owners_map,
+                &owners::fresh(&owner, digest, std::slice::from_ref(&allowed_elem.key)),
+                true,
+            ),
+            format!("entry of {owner} in {}", owners_map.describe()),
+        );
         for first_try in [true, false] {
             match ctx.commit(&batch, &table.describe())? {
                 Commit::Done => return Ok(()),
@@ -201,6 +236,25 @@ impl Session {
             if !have_ours {
                 batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
             }
+            // The owner entry: ours names exactly this element (a stale one, for an earlier MAC, is rewritten in
+            // place, so the run keeps no hole). None in a table of a release before owner maps.
+            if ctx.has_set(owners_map)? {
+                let run = ctx.owner_run(owners_map, digest)?;
+                let ours: Vec<&Elem> = run.iter().filter(|e| e.comment.as_deref() == Some(owner.as_str())).collect();
+                if !ours.iter().any(|e| e.data.as_ref() == Some(&allowed_elem.key)) {
+                    let entry = match ours.first() {
+                        Some(stale) => {
+                            batch.push(
+                                objects::del_elems(owners_map, &[Elem::new(stale.key.clone(), None)]),
+                                owners_map.describe(),
+                            );
+                            Elem::mapping(stale.key.clone(), allowed_elem.key.clone(), &owner)
+                        }
+                        None => Elem::mapping(owners::slot_key(digest, run.len()), allowed_elem.key.clone(), &owner),
+                    };
+                    batch.push(objects::add_elems(owners_map, &[entry], true), owners_map.describe());
+                }
+            }
             if batch.is_empty() {
                 return Ok(());
             }
@@ -223,7 +277,7 @@ impl Session {
         const OP: &str = "spoofchk_del";
         let table = table(OP, network)?;
         let owner = names::owner(OP, container_id, ifname)?;
-        self.ctx(OP).remove_owner(&table, &[PORTS, ALLOWED], &owner, None)?;
+        self.ctx(OP).remove_attachment(&table, &OWNER_MAPS, &SETS, &owner, None)?;
         Ok(())
     }
 
@@ -238,12 +292,19 @@ impl Session {
         let table = table(OP, network)?;
         let owner = names::owner(OP, container_id, ifname)?;
         let mut ctx = self.ctx(OP);
-        let elems = ctx.read_set_consistent(table.set(ALLOWED))?.unwrap_or_default();
-        let mut out: Vec<(String, [u8; 6])> = elems
-            .iter()
-            .filter(|e| e.comment.as_deref() == Some(owner.as_str()))
-            .filter_map(|e| Some((port_of(&e.key)?, mac_of(&e.key)?)))
-            .collect();
+        let elems: Vec<Elem> = match ctx.holdings(&table, &OWNER_MAPS, &SETS, &owner)? {
+            Lookup::Found(h) => h.elems.into_iter().filter(|(set, _)| *set == ALLOWED).map(|(_, e)| e).collect(),
+            Lookup::NoTable => Vec::new(),
+            // A table of a release before owner maps: list the set.
+            Lookup::Legacy => ctx
+                .read_set_consistent(table.set(ALLOWED))?
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.comment.as_deref() == Some(owner.as_str()))
+                .collect(),
+        };
+        let mut out: Vec<(String, [u8; 6])> =
+            elems.iter().filter_map(|e| Some((port_of(&e.key)?, mac_of(&e.key)?))).collect();
         out.sort();
         Ok(out)
     }
@@ -252,7 +313,7 @@ impl Session {
     pub fn spoofchk_gc(&mut self, network: &str, valid: &[(String, String)]) -> Result<(), NftError> {
         const OP: &str = "spoofchk_gc";
         let table = table(OP, network)?;
-        self.ctx(OP).remove_owners_not_in(&table, &[PORTS, ALLOWED], valid, "spoof-check", None)
+        self.ctx(OP).remove_owners_not_in(&table, &SETS, &OWNER_MAPS, valid, "spoof-check", None)
     }
 }
 

@@ -1,0 +1,151 @@
+//! CHECK and DEL by key: what an attachment holds in a table, looked up through the owner maps
+//! ([`crate::owners`]), and its removal.
+
+use crate::netlink::{Batch, Commit};
+use crate::objects::{self, Elem, SetRef, Table};
+use crate::owners::{shrink, slot_key, OwnerMap, MAX_SLOTS};
+use crate::state::{backoff, push_elems, wait_for_grace_period, Companion, Ctx, KEYS_PER_GET, MAX_ATTEMPTS};
+use crate::NftError;
+
+/// What an attachment holds in a table, found by key.
+#[derive(Debug)]
+pub(crate) struct Holdings {
+    /// Per owner map: its name and the run of the owner's digest as read (other owners' entries too).
+    pub(crate) runs: Vec<(&'static str, Vec<Elem>)>,
+    /// The owner's elements in the looked-up sets: (set, element as read).
+    pub(crate) elems: Vec<(&'static str, Elem)>,
+}
+
+/// The outcome of looking an attachment up by key.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    Found(Holdings),
+    /// The table has no owner map: it was made by a release before them.
+    Legacy,
+    /// No table.
+    NoTable,
+}
+
+impl Ctx<'_> {
+    /// The entries at slots 0, 1, ... of `digest` in `map`, up to the first absent slot: one round trip per 32.
+    pub(crate) fn owner_run(&mut self, map: SetRef<'_>, digest: u64) -> Result<Vec<Elem>, NftError> {
+        let mut run = Vec::new();
+        while run.len() < MAX_SLOTS {
+            let keys: Vec<Vec<u8>> =
+                (run.len()..(run.len() + KEYS_PER_GET).min(MAX_SLOTS)).map(|slot| slot_key(digest, slot)).collect();
+            let (found, complete) = self.get_run(map, &keys)?;
+            run.extend(found);
+            if !complete {
+                break;
+            }
+        }
+        Ok(run)
+    }
+
+    /// What `owner` holds in `table`: the runs of its digest in `maps`, and the elements their entries name whose
+    /// comment is `owner`'s. `sets` are the table's looked-up sets (to tell an old table from none).
+    pub(crate) fn holdings(
+        &mut self,
+        table: &Table,
+        maps: &[OwnerMap],
+        sets: &[&'static str],
+        owner: &str,
+    ) -> Result<Lookup, NftError> {
+        let digest = (self.digest)(owner);
+        let ours = |e: &Elem| e.comment.as_deref() == Some(owner);
+        let mut runs = Vec::new();
+        let mut wanted: Vec<(&'static str, Vec<Vec<u8>>)> = Vec::new();
+        for map in maps {
+            let run = self.owner_run(table.set(map.name), digest)?;
+            for data in run.iter().filter(|e| ours(e)).filter_map(|e| e.data.as_deref()) {
+                for (set, key) in (map.targets)(data) {
+                    match wanted.iter_mut().find(|(s, _)| *s == set) {
+                        Some((_, keys)) if keys.contains(&key) => {}
+                        Some((_, keys)) => keys.push(key),
+                        None => wanted.push((set, vec![key])),
+                    }
+                }
+            }
+            runs.push((map.name, run));
+        }
+        if runs.iter().all(|(_, run)| run.is_empty()) && !self.has_set(table.set(maps[0].name))? {
+            // A table made by a release before owner maps records nothing by key: its state is found by listing,
+            // the old way, until the network's last DEL drops it and the next ADD makes it anew with the maps.
+            return Ok(if self.has_set(table.set(sets[0]))? { Lookup::Legacy } else { Lookup::NoTable });
+        }
+        let mut elems = Vec::new();
+        for (set, keys) in wanted {
+            for e in self.get_elems(table.set(set), &keys)?.into_iter().flatten() {
+                if ours(&e) {
+                    elems.push((set, e));
+                }
+            }
+        }
+        Ok(Lookup::Found(Holdings { runs, elems }))
+    }
+
+    /// DEL: remove the elements of `sets` that `owner` holds and its entries in `maps`, found by key; then drop
+    /// the table (and `companion`) if that left `sets` empty. A table without owner maps is handled by listing.
+    /// Returns how many elements were removed.
+    pub(crate) fn remove_attachment(
+        &mut self,
+        table: &Table,
+        maps: &[OwnerMap],
+        sets: &[&'static str],
+        owner: &str,
+        companion: Option<&Companion>,
+    ) -> Result<usize, NftError> {
+        // Not bound to the generation (parallel DELs would restart each other), except when the owner's digest is
+        // shared and other owners' entries move: then the run must not change between our read and our commit.
+        let mut bind = false;
+        let mut last: Option<NftError> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            let genid = if bind { Some(self.generation()?) } else { None };
+            let holdings = match self.holdings(table, maps, sets, owner)? {
+                Lookup::Found(h) => h,
+                Lookup::Legacy => return self.remove_owner_by_listing(table, sets, owner, companion),
+                Lookup::NoTable => return Ok(0),
+            };
+            let mut batch = genid.map_or_else(Batch::new, |g| Batch::new().if_generation(g));
+            let mut moves = false;
+            for (map, run) in &holdings.runs {
+                let change = shrink(run, |e| e.comment.as_deref() == Some(owner));
+                moves |= change.moves();
+                push_elems(&mut batch, table.set(map), &change.del, objects::del_elems);
+                push_elems(&mut batch, table.set(map), &change.add, |s, c| objects::add_elems(s, c, true));
+            }
+            if moves && !bind {
+                bind = true;
+                continue;
+            }
+            for set in sets {
+                let doomed: Vec<Elem> = holdings
+                    .elems
+                    .iter()
+                    .filter(|(s, _)| s == set)
+                    .map(|(_, e)| Elem { key: e.key.clone(), flags: e.flags, comment: None, data: None })
+                    .collect();
+                push_elems(&mut batch, table.set(set), &doomed, objects::del_elems);
+            }
+            if !batch.is_empty() {
+                match self.commit(&batch, &table.describe())? {
+                    Commit::Done => wait_for_grace_period(),
+                    // The generation moved, or a concurrent call removed or moved an entry first: read again.
+                    Commit::Rejected { errno: libc::ERESTART, .. } => continue,
+                    Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::ENOENT | libc::EEXIST)) => {
+                        last = Some(self.failure(&batch, &fs[0]));
+                        continue;
+                    }
+                    Commit::Failed(fs) => return Err(self.failure(&batch, &fs[0])),
+                    Commit::Rejected { errno, detail } => {
+                        return Err(NftError::errno(self.op, table.describe(), errno, detail))
+                    }
+                }
+            }
+            self.drop_if_empty(table, sets, companion)?;
+            return Ok(holdings.elems.len());
+        }
+        Err(last.unwrap_or_else(|| NftError::gave_up(self.op, table.describe())))
+    }
+}
