@@ -397,6 +397,7 @@ impl Session {
             [V::Four, V::Six].map(|v| addrs.iter().filter(|a| V::of(&a.addr) == v).map(|a| key_of(&a.addr)).collect());
         let mut owner_adds: [Vec<Elem>; 2] =
             [V::Four, V::Six].map(|v| owners::fresh(&owner, digest, &owned[v as usize]));
+        let mut legacy = false;
         let mut last: Option<NftError> = None;
         let mut read_at = 0;
         for attempt in 0..MAX_ATTEMPTS {
@@ -446,7 +447,7 @@ impl Session {
                 batch.push(objects::add_elems(set, &[elem], true), format!("element {} of {}", a.addr, set.describe()));
                 roles.push(Role::AddrAdd(i));
             }
-            for v in [V::Four, V::Six] {
+            for v in [V::Four, V::Six].into_iter().filter(|_| !legacy) {
                 // Exclusive: a slot someone else took (or we did, on an earlier ADD) shows up as EEXIST.
                 let set = table.set(v.owner_map());
                 let adds = push_elems(&mut batch, set, &owner_adds[v as usize], |s, c| objects::add_elems(s, c, true));
@@ -510,10 +511,9 @@ impl Session {
                 if exclusions.iter().any(|p| !p.wanted.is_empty()) {
                     ensure_excluded_sets(&mut ctx, &table)?;
                 }
-                if !ctx.has_set(table.set(V::Four.owner_map()))? {
-                    // A table of a release before owner maps: its DEL and CHECK list the sets, so add no entries.
-                    owner_adds = Default::default();
-                }
+                // A table of a release before owner maps: its DEL and CHECK list the sets, so add no entries. Only a
+                // table seen without the map is one: a table dropped again meanwhile (a concurrent last DEL) is not.
+                legacy = !ctx.has_set(table.set(V::Four.owner_map()))? && ctx.has_set(table.set(V::Four.masq_set()))?;
             }
             for v in [V::Four, V::Six] {
                 if replan_owners[v as usize] {

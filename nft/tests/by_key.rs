@@ -72,7 +72,9 @@ fn check_and_del_send_no_dump() {
             setup.spoofchk_add("net1", &id, "eth0", &format!("veth{i}"), mac(i)).unwrap();
         }
         // A kernel that reports set counts (6.18 does, 6.1 not) spares DEL its emptiness read too.
-        let emptiness_reads = if nft::testing::kernel_reports_set_counts().unwrap() { 0 } else { 1 };
+        let counts = nft::testing::kernel_reports_set_counts().unwrap();
+        eprintln!("check_and_del_send_no_dump: the kernel reports set counts: {counts}");
+        let emptiness_reads = if counts { 0 } else { 1 };
 
         let mut s = session();
         assert_eq!(s.masq_list("net1", "c3", "eth0").unwrap(), ips(&[v4(13), v6(13)]));
