@@ -29,10 +29,16 @@ pub(crate) enum Lookup {
 impl Ctx<'_> {
     /// The entries at slots 0, 1, ... of `digest` in `map`, up to the first absent slot: one round trip per 32.
     pub(crate) fn owner_run(&mut self, map: SetRef<'_>, digest: u64) -> Result<Vec<Elem>, NftError> {
+        self.owner_run_from(map, digest, 0)
+    }
+
+    /// The entries at slots `start`, `start + 1`, ... of `digest` in `map`, up to the first absent slot.
+    fn owner_run_from(&mut self, map: SetRef<'_>, digest: u64, start: usize) -> Result<Vec<Elem>, NftError> {
         let mut run = Vec::new();
-        while run.len() < MAX_SLOTS {
+        while start + run.len() < MAX_SLOTS {
+            let from = start + run.len();
             let keys: Vec<Vec<u8>> =
-                (run.len()..(run.len() + KEYS_PER_GET).min(MAX_SLOTS)).map(|slot| slot_key(digest, slot)).collect();
+                (from..(from + KEYS_PER_GET).min(MAX_SLOTS)).map(|slot| slot_key(digest, slot)).collect();
             let (found, complete) = self.get_run(map, &keys)?;
             run.extend(found);
             if !complete {
@@ -96,7 +102,9 @@ impl Ctx<'_> {
         companion: Option<&Companion>,
     ) -> Result<usize, NftError> {
         // Not bound to the generation (parallel DELs would restart each other), except when the owner's digest is
-        // shared and other owners' entries move: then the run must not change between our read and our commit.
+        // shared (the run holds other owners' entries): then the run must not change between our read and our
+        // commit, since entries may move and a concurrent ADD of theirs appends after what we read.
+        let digest = (self.digest)(owner);
         let mut bind = false;
         let mut last: Option<NftError> = None;
         for attempt in 0..MAX_ATTEMPTS {
@@ -108,14 +116,14 @@ impl Ctx<'_> {
                 Lookup::NoTable => return Ok(0),
             };
             let mut batch = genid.map_or_else(Batch::new, |g| Batch::new().if_generation(g));
-            let mut moves = false;
+            let mut shared = false;
             for (map, run) in &holdings.runs {
                 let change = shrink(run, |e| e.comment.as_deref() == Some(owner));
-                moves |= change.moves();
+                shared |= run.iter().any(|e| e.comment.as_deref() != Some(owner));
                 push_elems(&mut batch, table.set(map), &change.del, objects::del_elems);
                 push_elems(&mut batch, table.set(map), &change.add, |s, c| objects::add_elems(s, c, true));
             }
-            if moves && !bind {
+            if shared && !bind {
                 bind = true;
                 continue;
             }
@@ -130,7 +138,12 @@ impl Ctx<'_> {
             }
             if !batch.is_empty() {
                 match self.commit(&batch, &table.describe())? {
-                    Commit::Done => wait_for_grace_period(),
+                    Commit::Done => {
+                        wait_for_grace_period();
+                        if !bind {
+                            self.close_stranded_runs(table, &holdings.runs, digest)?;
+                        }
+                    }
                     // The generation moved, or a concurrent call removed or moved an entry first: read again.
                     Commit::Rejected { errno: libc::ERESTART, .. } => continue,
                     Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::ENOENT | libc::EEXIST)) => {
@@ -147,5 +160,44 @@ impl Ctx<'_> {
             return Ok(holdings.elems.len());
         }
         Err(last.unwrap_or_else(|| NftError::gave_up(self.op, table.describe())))
+    }
+
+    /// After an unbound DEL emptied the runs of its digest (it found no other owner in them): an owner with the same
+    /// digest may have appended after what we read, its ADD committing before our deletion, and would now sit
+    /// behind a hole. One lookup of the slot after each run finds out; such entries move down (bound to the
+    /// generation). Only digest collisions ever get past the lookup.
+    fn close_stranded_runs(
+        &mut self,
+        table: &Table,
+        runs: &[(&'static str, Vec<Elem>)],
+        digest: u64,
+    ) -> Result<(), NftError> {
+        for (map, run) in runs.iter().filter(|(_, run)| !run.is_empty()) {
+            let set = table.set(map);
+            if self.get_run(set, &[slot_key(digest, run.len())])?.0.is_empty() {
+                continue;
+            }
+            for attempt in 0..MAX_ATTEMPTS {
+                backoff(attempt);
+                let mut batch = Batch::new().if_generation(self.generation()?);
+                let mut entries = self.owner_run(set, digest)?;
+                entries.extend(self.owner_run_from(set, digest, entries.len().max(run.len()))?);
+                let change = shrink(&entries, |_| false);
+                if !change.moves() {
+                    break;
+                }
+                push_elems(&mut batch, set, &change.del, objects::del_elems);
+                push_elems(&mut batch, set, &change.add, |s, c| objects::add_elems(s, c, true));
+                match self.commit(&batch, &set.describe())? {
+                    Commit::Done => break,
+                    Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                    Commit::Failed(fs) => return Err(self.failure(&batch, &fs[0])),
+                    Commit::Rejected { errno, detail } => {
+                        return Err(NftError::errno(self.op, set.describe(), errno, detail))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -398,22 +398,34 @@ impl Session {
         let mut owner_adds: [Vec<Elem>; 2] =
             [V::Four, V::Six].map(|v| owners::fresh(&owner, digest, &owned[v as usize]));
         let mut legacy = false;
+        // Owner entries appended after a run of slots another owner (with the same digest) holds: their slots are
+        // right only while that run is as read, so the transaction is bound to the generation read before it.
+        let (mut owners_stale, mut appended) = ([false; 2], false);
         let mut last: Option<NftError> = None;
         let mut read_at = 0;
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt);
-            if exclusions.iter().any(|p| p.stale) {
+            if exclusions.iter().any(|p| p.stale) || owners_stale.contains(&true) {
                 // Both families from one snapshot, so the generation check below covers both.
                 read_at = ctx.generation()?;
+                if exclusions.iter().any(|p| p.stale) {
+                    for v in [V::Four, V::Six] {
+                        let existing = ctx.read_set(table.set(v.excluded_set()))?;
+                        exclusions[v as usize].replan(existing.as_deref(), v);
+                    }
+                }
                 for v in [V::Four, V::Six] {
-                    let existing = ctx.read_set(table.set(v.excluded_set()))?;
-                    exclusions[v as usize].replan(existing.as_deref(), v);
+                    if std::mem::take(&mut owners_stale[v as usize]) {
+                        let run = ctx.owner_run(table.set(v.owner_map()), digest)?;
+                        owner_adds[v as usize] = owners::append(&run, &owner, digest, &owned[v as usize]);
+                        appended |= run.iter().any(|e| e.comment.as_deref() != Some(owner.as_str()));
+                    }
                 }
             }
             // Changing the exclusions commits only if nothing changed since they were read: two ADDs with different
             // lists must not leave one's IPv4 part beside the other's IPv6 part. When they already hold our list
             // (the steady state), nothing binds, so parallel ADDs of a network do not restart each other.
-            let mut batch = if exclusions.iter().any(ExcludedPlan::changes) {
+            let mut batch = if exclusions.iter().any(ExcludedPlan::changes) || appended {
                 Batch::new().if_generation(read_at)
             } else {
                 Batch::new()
@@ -459,14 +471,15 @@ impl Session {
             let failures = match ctx.commit(&batch, &table.describe())? {
                 Commit::Done => return Ok(()),
                 Commit::Rejected { errno: libc::ERESTART, .. } => {
-                    // The ruleset changed since the exclusions were read: read them again.
+                    // The ruleset changed since the exclusions (or a run of owner entries) were read: read again.
                     exclusions.iter_mut().for_each(|p| p.stale = true);
+                    owners_stale = [appended; 2];
                     continue;
                 }
                 Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
                 Commit::Failed(fs) => fs,
             };
-            let (mut create_table, mut replan_nets, mut replan_owners) = (false, [false; 2], [false; 2]);
+            let (mut create_table, mut replan_nets) = (false, [false; 2]);
             for f in &failures {
                 last = Some(ctx.failure(&batch, f));
                 match (roles[f.index], f.errno) {
@@ -489,7 +502,7 @@ impl Session {
                     }
                     (Role::AddrAdd(_), libc::ENOENT) => create_table = true,
                     (Role::AddrDel(i), libc::ENOENT) => addrs[i].replace = false, // its owner removed it meanwhile
-                    (Role::OwnerAdd(v), libc::EEXIST) => replan_owners[v as usize] = true,
+                    (Role::OwnerAdd(v), libc::EEXIST) => owners_stale[v as usize] = true,
                     // No table, or one without owner maps (made by an earlier release): see below.
                     (Role::OwnerAdd(_), libc::ENOENT) => create_table = true,
                     (Role::Nets(v), libc::ENOENT) => {
@@ -514,12 +527,6 @@ impl Session {
                 // A table of a release before owner maps: its DEL and CHECK list the sets, so add no entries. Only a
                 // table seen without the map is one: a table dropped again meanwhile (a concurrent last DEL) is not.
                 legacy = !ctx.has_set(table.set(V::Four.owner_map()))? && ctx.has_set(table.set(V::Four.masq_set()))?;
-            }
-            for v in [V::Four, V::Six] {
-                if replan_owners[v as usize] {
-                    let run = ctx.owner_run(table.set(v.owner_map()), digest)?;
-                    owner_adds[v as usize] = owners::append(&run, &owner, digest, &owned[v as usize]);
-                }
             }
             for v in [V::Four, V::Six] {
                 let plan = &mut nets[v as usize];

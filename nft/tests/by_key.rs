@@ -146,6 +146,12 @@ fn colliding_digests_never_touch_another_owners_state() {
         s.spoofchk_gc("net1", &[("c".into(), "eth0".into())]).unwrap();
         assert_eq!(s.masq_list("net1", "b", "eth0").unwrap(), Vec::<IpAddr>::new());
         assert_eq!(s.masq_list("net1", "c", "eth0").unwrap(), ips(&[v4(4), v4(5)]));
+    });
+    let run4 = entries(&ns, "tether-net1", "owners4");
+    let run4: Vec<(&str, &str)> = run4.iter().map(|(k, c)| (&k[13..], c.as_str())).collect();
+    assert_eq!(run4, [("00", "c/eth0"), ("01", "c/eth0")], "GC took b's entry and closed the hole");
+    ns.run(|| {
+        let mut s = colliding();
         s.masq_del("net1", "c", "eth0").unwrap();
         s.spoofchk_del("net1", "c", "eth0").unwrap();
     });
@@ -243,4 +249,35 @@ fn tables_of_the_previous_layout_are_still_checked_and_cleaned() {
     assert_eq!(objects(&ns.ruleset(), "table").len(), 0, "the last DELs took the old tables");
     ns.run(|| session().masq_add("net1", "next", "eth0", &[v4(5)], &[]).unwrap());
     assert_eq!(entries(&ns, "tether-net1", "owners4").len(), 1, "the next ADD makes the table anew, with owner maps");
+}
+
+#[test]
+fn colliding_owners_coming_and_going_in_parallel_lose_nothing() {
+    if !can_run("colliding_owners_coming_and_going_in_parallel_lose_nothing") {
+        return;
+    }
+    let ns = Netns::new("collpar");
+    std::thread::scope(|scope| {
+        for t in 0..6u8 {
+            let ns = &ns;
+            scope.spawn(move || {
+                ns.run(|| {
+                    let mut s = colliding();
+                    let keep = format!("keep{t}");
+                    s.masq_add("net1", &keep, "eth0", &[v4(100 + t)], &[]).unwrap();
+                    for round in 0..8 {
+                        let id = format!("t{t}r{round}");
+                        s.masq_add("net1", &id, "eth0", &[v4(10 + t)], &[]).unwrap();
+                        assert_eq!(s.masq_list("net1", &id, "eth0").unwrap(), ips(&[v4(10 + t)]), "{id}");
+                        s.masq_del("net1", &id, "eth0").unwrap();
+                        assert_eq!(s.masq_list("net1", &keep, "eth0").unwrap(), ips(&[v4(100 + t)]), "{keep}");
+                    }
+                })
+            });
+        }
+    });
+    // One run of six survivors' entries, without a hole.
+    let run4 = entries(&ns, "tether-net1", "owners4");
+    let slots: Vec<&str> = run4.iter().map(|(k, _)| &k[13..]).collect();
+    assert_eq!(slots, ["00", "01", "02", "03", "04", "05"], "{run4:?}");
 }
