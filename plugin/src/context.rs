@@ -44,11 +44,10 @@ impl Context {
     /// # Errors
     /// Code 101 when the namespace cannot be entered; 100 when the socket cannot be opened.
     pub fn connect_in(&self, netns: &Netns) -> Result<Netlink> {
-        // No await in this block: the switch lasts for the synchronous connect only.
-        self.runtime.block_on(async {
-            let _inside = netns.enter()?;
-            Netlink::connect().doing(format!("connect to route netlink in {}", netns.path().display()))
-        })
+        // Not through `block_on`: this is also called from inside it (DEL's fallback).
+        let _in_runtime = self.runtime.enter();
+        let _inside = netns.enter()?;
+        Netlink::connect().doing(format!("connect to route netlink in {}", netns.path().display()))
     }
 
     /// Run `work` to completion on the invocation's runtime.

@@ -1,6 +1,6 @@
 //! Isolation between networks that ask for it (`isolate: true`): every node-side interface of
 //! an isolated network carries the network's link group, and the shared `inet tether` table
-//! drops what the node would forward between two different groups (see `nft::isolate_add`). A
+//! drops what the node would forward between two different groups (see `nft::Session::isolate_add`). A
 //! network that is not isolated leaves its interfaces in group 0, which the rule never matches:
 //! the node routes between such networks as the reference plugins do.
 
@@ -22,9 +22,9 @@ impl Firewall {
     /// pass).
     pub fn ensure_isolation(&self, network: &str, isolated: bool) -> Result<()> {
         if isolated {
-            nft::isolate_add(network).map_err(|e| match e.is_invalid_input() {
-                true => Error::config(e.to_string()),
-                false => Error::Firewall(e),
+            self.with(|nft| nft.isolate_add(network)).map_err(|e| match e {
+                Error::Firewall(refused) if refused.is_invalid_input() => Error::config(refused.to_string()),
+                other => other,
             })?;
         }
         Ok(())
@@ -32,7 +32,7 @@ impl Firewall {
 
     /// CHECK: an isolated network is registered.
     pub fn check_isolation(&self, network: &str, isolated: bool) -> Result<()> {
-        if isolated && !nft::isolate_check(network)? {
+        if isolated && !self.with(|nft| nft.isolate_check(network))? {
             return Err(Error::drift(format!(
                 "isolation state of network {network} is missing (set `same` of table inet tether)"
             )));
@@ -43,6 +43,6 @@ impl Firewall {
     /// The network's isolation element goes (GC with no valid attachment left; a network with
     /// masquerade loses it with its last DEL already, see nft's `masq_del`).
     pub(super) fn forget_isolation(&self, network: &str) -> Result<()> {
-        Ok(nft::isolate_del(network)?)
+        self.with(|nft| nft.isolate_del(network))
     }
 }

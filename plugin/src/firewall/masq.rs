@@ -1,5 +1,5 @@
 //! Masquerade: `table inet tether-<network>`, the attachment's addresses as set elements, the
-//! network's excluded destinations as interval sets (see `nft::masq_add`).
+//! network's excluded destinations as interval sets (see `nft::Session::masq_add`).
 
 use super::{Firewall, Owner};
 use crate::error::{Error, Result};
@@ -13,23 +13,23 @@ impl Firewall {
     pub fn masquerade(&self, owner: Owner<'_>, ips: &[IpConfig], excluded: &[IpNet]) -> Result<()> {
         let entries: Vec<MasqEntry> =
             ips.iter().map(|ip| MasqEntry { addr: ip.address.addr(), subnet: ip.address.trunc() }).collect();
-        Ok(nft::masq_add(owner.network, owner.container_id, owner.ifname, &entries, excluded)?)
+        self.with(|nft| nft.masq_add(owner.network, owner.container_id, owner.ifname, &entries, excluded))
     }
 
     /// Remove the attachment's masquerade state; nothing there is success.
     pub(super) fn unmasquerade(&self, owner: Owner<'_>) -> Result<()> {
-        Ok(nft::masq_del(owner.network, owner.container_id, owner.ifname)?)
+        self.with(|nft| nft.masq_del(owner.network, owner.container_id, owner.ifname))
     }
 
     /// CHECK: each of `ips` is masqueraded for the attachment, and the network's exclusions are
     /// exactly `configured` (compared as the fewest prefixes covering them, so `198.18.0.0/24` +
     /// `198.18.1.0/24` matches a set holding `198.18.0.0/23`).
     pub fn check_masquerade(&self, owner: Owner<'_>, ips: &[IpNet], configured: &[IpNet]) -> Result<()> {
-        let masqueraded = nft::masq_list(owner.network, owner.container_id, owner.ifname)?;
+        let masqueraded = self.with(|nft| nft.masq_list(owner.network, owner.container_id, owner.ifname))?;
         if let Some(ip) = ips.iter().find(|ip| !masqueraded.contains(&ip.addr())) {
             return Err(Error::drift(format!("masquerade state for {} is missing", ip.addr())));
         }
-        let mut have = nft::masq_excluded(owner.network)?;
+        let mut have = self.with(|nft| nft.masq_excluded(owner.network))?;
         have.sort();
         let mut want = IpNet::aggregate(&configured.to_vec());
         want.sort();
@@ -46,6 +46,6 @@ impl Firewall {
 
     /// Remove the masquerade state of every attachment not in `valid` (container ID, ifname).
     pub(super) fn gc_masquerade(&self, network: &str, valid: &[(String, String)]) -> Result<()> {
-        Ok(nft::masq_gc(network, valid)?)
+        self.with(|nft| nft.masq_gc(network, valid))
     }
 }

@@ -8,14 +8,18 @@
 //! * isolation (`isolate`, [`isolate`]): nothing forwarded between two isolated networks.
 //!
 //! Per-attachment state is keyed by its [`Owner`] (network, container ID, ifname), so DEL and GC
-//! find it without the interfaces or the addresses. Everything acts on the node: the firewall is
-//! used from the main thread, or from a thread the main thread started while on the node.
+//! find it without the interfaces or the addresses. One nftables socket per firewall (an
+//! `nft::Session`), opened on first use in the namespace of the thread that uses it: the node's,
+//! as the firewall is used from the main thread, or from a thread the main thread started while
+//! on the node. Dropping the firewall closes the socket, which waits for the RCU grace period of
+//! any deletion it committed (see `del.rs`).
 
 mod isolate;
 mod masq;
 mod spoofchk;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+use std::cell::RefCell;
 
 /// The attachment that per-attachment state belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -30,13 +34,24 @@ pub struct Owner<'a> {
 
 /// The firewall of the node.
 pub struct Firewall {
-    _private: (),
+    session: RefCell<Option<nft::Session>>,
 }
 
 impl Firewall {
-    /// The node's firewall (the calling thread's namespace).
+    /// The node's firewall (the calling thread's namespace); nothing is opened until it is used,
+    /// so a network without masquerade, spoof check or isolation opens no nftables socket.
     pub fn on_node() -> Firewall {
-        Firewall { _private: () }
+        Firewall { session: RefCell::new(None) }
+    }
+
+    /// Run `op` on the session, opening it first if needed.
+    fn with<T>(&self, op: impl FnOnce(&mut nft::Session) -> std::result::Result<T, nft::NftError>) -> Result<T> {
+        let mut session = self.session.borrow_mut();
+        let session = match &mut *session {
+            Some(open) => open,
+            empty => empty.insert(nft::Session::open()?),
+        };
+        Ok(op(session)?)
     }
 
     /// Remove the attachment's masquerade and (with `spoof_check`) spoof-check state; nothing
