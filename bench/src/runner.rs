@@ -194,6 +194,11 @@ fn reap(pid: u32) -> (Status, Duration) {
     (status, cpu)
 }
 
+/// Start the thread that kills children past their deadline (see [`watchdog::start`]).
+pub fn start_watchdog() {
+    watchdog::start();
+}
+
 /// Kills children that outlive their deadline, and every running child once a stop signal arrived.
 /// A pid is unwatched before it is reaped, under the same lock as the kill, so a kill never hits a reused pid.
 mod watchdog {
@@ -208,10 +213,17 @@ mod watchdog {
         WATCHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn watch(pid: u32, deadline: Instant) {
+    /// Start the patrol thread. `main` calls this before any thread enters a namespace: a thread
+    /// starts in the namespaces (and the fs root) of the thread that creates it, and the watchdog
+    /// must not pin a node namespace or a box for the rest of the run.
+    pub fn start() {
         STARTED.get_or_init(|| {
             let _ = std::thread::Builder::new().name("watchdog".into()).spawn(patrol);
         });
+    }
+
+    pub fn watch(pid: u32, deadline: Instant) {
+        start();
         lock().push((pid, deadline));
     }
 
