@@ -3,19 +3,23 @@
 //!
 //! Modules: [`ns`] namespaces and node threads, [`runner`] spawn + `wait4` timing, [`lane`] one side of a
 //! scenario, [`seq`] / [`parallel`] / [`ipam`] the scenarios, [`store`] the prefilled IPAM store,
-//! [`cri`] pods under containerd's CRI, [`stats`] median/p95, [`metrics`] what was measured, [`report`] the Markdown table.
+//! [`cri`] pods under containerd's CRI, [`scale`] B live attachments on one node (in an [`nsbox`], run by
+//! [`driver`] threads), [`stats`] median/p95, [`metrics`] what was measured, [`report`] the Markdown table.
 
 mod cni;
 mod cri;
+mod driver;
 mod ipam;
 mod lane;
 mod machine;
 mod metrics;
 mod ns;
+mod nsbox;
 mod opts;
 mod parallel;
 mod report;
 mod runner;
+mod scale;
 mod seq;
 mod signals;
 mod stats;
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         eprintln!("tether-bench: {e}");
         return ExitCode::FAILURE;
     }
+    runner::start_watchdog();
     match run(&opts) {
         Ok(code) => code,
         Err(e) => {
@@ -109,6 +114,7 @@ fn run(opts: &Opts) -> Result<ExitCode, String> {
         ("ipam", Box::new(|m| ipam::run(&ctx, opts, 0, m))),
         ("ipam", Box::new(|m| ipam::run(&ctx, opts, opts.prefill.max(1), m))),
         ("cri", Box::new(|m| cri::run(&ctx, opts, m))),
+        ("scale", Box::new(|m| scale::run(&ctx, opts, m))),
     ];
     for (name, stage) in &stages {
         if opts.wants(name) && !signals::stopped() {

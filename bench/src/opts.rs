@@ -15,7 +15,10 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --rss-runs N            runs under /usr/bin/time for peak RSS (5)
   --prefill N             reservations in the prefilled IPAM store (65000)
   --cri-iterations N      CRI pods per side and family under containerd (10)
-  --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri
+  --scale-sizes LIST      node scale: the B values, live attachments on the node (0,100,1000)
+  --scale-cycles N        node scale: ADD/CHECK/DEL cycles at each B (30)
+  --scale-parallel N      node scale: containers brought up / drained at once (16; 0 skips it)
+  --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri,scale
   --tether-dir DIR        where tether and tether-ipam are (default: this program's directory)
   --ref-dir DIR           the reference plugins (/usr/lib/cni)
   --out FILE              also write the Markdown report to FILE
@@ -23,7 +26,7 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --command TEXT          the command line to print in the report (default: this program's argv)
 ";
 
-pub const SCENARIOS: [&str; 7] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam", "cri"];
+pub const SCENARIOS: [&str; 8] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam", "cri", "scale"];
 
 #[derive(Debug, Clone)]
 pub struct Opts {
@@ -39,6 +42,9 @@ pub struct Opts {
     pub par_warmup: usize,
     pub rss_runs: usize,
     pub prefill: usize,
+    pub scale_sizes: Vec<usize>,
+    pub scale_cycles: usize,
+    pub scale_parallel: usize,
     pub only: Vec<String>,
     pub tether_dir: Option<PathBuf>,
     pub ref_dir: PathBuf,
@@ -62,6 +68,9 @@ impl Default for Opts {
             par_warmup: 1,
             rss_runs: 5,
             prefill: 65_000,
+            scale_sizes: vec![0, 100, 1000],
+            scale_cycles: 30,
+            scale_parallel: 16,
             only: SCENARIOS.iter().map(|s| s.to_string()).collect(),
             tether_dir: None,
             ref_dir: PathBuf::from("/usr/lib/cni"),
@@ -88,6 +97,8 @@ impl Opts {
             o.rounds = 1;
             o.par_warmup = 0;
             o.rss_runs = 2;
+            o.scale_sizes = vec![0, 20];
+            o.scale_cycles = 3;
         }
         let mut it = args.into_iter();
         while let Some(arg) = it.next() {
@@ -112,6 +123,15 @@ impl Opts {
                 "--rounds" => o.rounds = num(value()?)?,
                 "--rss-runs" => o.rss_runs = num(value()?)?,
                 "--prefill" => o.prefill = num(value()?)?,
+                "--scale-sizes" => {
+                    let list = value()?;
+                    o.scale_sizes = list.split(',').map(|s| num(s.trim().to_string())).collect::<Result<_, _>>()?;
+                    if o.scale_sizes.is_empty() {
+                        return Err("--scale-sizes: give at least one B".into());
+                    }
+                }
+                "--scale-cycles" => o.scale_cycles = num(value()?)?,
+                "--scale-parallel" => o.scale_parallel = num(value()?)?,
                 "--only" => {
                     let list = value()?;
                     o.only = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -154,5 +174,8 @@ mod tests {
         assert!(parse(&["--only", "nope"]).is_err());
         assert!(parse(&["--iterations"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        let o = parse(&["--scale-sizes", "0, 5", "--scale-cycles", "2", "--only", "scale"]).unwrap();
+        assert_eq!((o.scale_sizes, o.scale_cycles, o.scale_parallel), (vec![0, 5], 2, 16));
+        assert!(parse(&["--scale-sizes", "1,x"]).is_err());
     }
 }

@@ -298,6 +298,7 @@ pub fn render(m: &Metrics, info: &Info) -> String {
         );
     }
     let _ = writeln!(md, "\nTargets: {pass} PASS, {fail} FAIL, {na} n/a.\n");
+    crate::scale::report::section(&mut md, m, o);
     notes(&mut md);
     details(&mut md, m);
     md
