@@ -15,7 +15,7 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --rss-runs N            runs under /usr/bin/time for peak RSS (5)
   --prefill N             reservations in the prefilled IPAM store (65000)
   --cri-iterations N      CRI pods per side and family under containerd (10)
-  --scale-sizes LIST      node scale: the B values, live attachments on the node (0,100,1000)
+  --scale-sizes LIST      node scale: the B values, live attachments on the node (0,1,100,1000)
   --scale-cycles N        node scale: ADD/CHECK/DEL cycles at each B (30)
   --scale-parallel N      node scale: containers brought up / drained at once (16; 0 skips it)
   --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri,scale
@@ -68,7 +68,7 @@ impl Default for Opts {
             par_warmup: 1,
             rss_runs: 5,
             prefill: 65_000,
-            scale_sizes: vec![0, 100, 1000],
+            scale_sizes: vec![0, 1, 100, 1000],
             scale_cycles: 30,
             scale_parallel: 16,
             only: SCENARIOS.iter().map(|s| s.to_string()).collect(),
@@ -97,7 +97,7 @@ impl Opts {
             o.rounds = 1;
             o.par_warmup = 0;
             o.rss_runs = 2;
-            o.scale_sizes = vec![0, 20];
+            o.scale_sizes = vec![0, 1, 20];
             o.scale_cycles = 3;
         }
         let mut it = args.into_iter();
