@@ -18,7 +18,9 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --scale-sizes LIST      node scale: the B values, live attachments on the node (0,1,100,1000)
   --scale-cycles N        node scale: ADD/CHECK/DEL cycles at each B (30)
   --scale-parallel N      node scale: containers brought up / drained at once (16; 0 skips it)
+  --scale-kinds LIST      node scale: ptp,bridge or one of them (both)
   --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri,scale
+                          (default: all but scale, which takes 7-8 minutes per kind at full size)
   --tether-dir DIR        where tether and tether-ipam are (default: this program's directory)
   --ref-dir DIR           the reference plugins (/usr/lib/cni)
   --out FILE              also write the Markdown report to FILE
@@ -27,6 +29,13 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
 ";
 
 pub const SCENARIOS: [&str; 8] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam", "cri", "scale"];
+
+/// What a run without `--only` measures: node scale is asked for by name (`--only scale`), it takes
+/// longer than all the others together (the reference's 1,000 ADDs and DELs, four times per kind).
+pub const DEFAULT_SCENARIOS: [&str; 7] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam", "cri"];
+
+/// The node-scale kinds, by `--scale-kinds` name.
+pub const SCALE_KINDS: [&str; 2] = ["ptp", "bridge"];
 
 #[derive(Debug, Clone)]
 pub struct Opts {
@@ -45,6 +54,7 @@ pub struct Opts {
     pub scale_sizes: Vec<usize>,
     pub scale_cycles: usize,
     pub scale_parallel: usize,
+    pub scale_kinds: Vec<String>,
     pub only: Vec<String>,
     pub tether_dir: Option<PathBuf>,
     pub ref_dir: PathBuf,
@@ -71,7 +81,8 @@ impl Default for Opts {
             scale_sizes: vec![0, 1, 100, 1000],
             scale_cycles: 30,
             scale_parallel: 16,
-            only: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+            scale_kinds: SCALE_KINDS.iter().map(|s| s.to_string()).collect(),
+            only: DEFAULT_SCENARIOS.iter().map(|s| s.to_string()).collect(),
             tether_dir: None,
             ref_dir: PathBuf::from("/usr/lib/cni"),
             out: None,
@@ -132,6 +143,13 @@ impl Opts {
                 }
                 "--scale-cycles" => o.scale_cycles = num(value()?)?,
                 "--scale-parallel" => o.scale_parallel = num(value()?)?,
+                "--scale-kinds" => {
+                    let list = value()?;
+                    o.scale_kinds = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                    if let Some(bad) = o.scale_kinds.iter().find(|s| !SCALE_KINDS.contains(&s.as_str())) {
+                        return Err(format!("--scale-kinds: unknown kind {bad} (known: {})", SCALE_KINDS.join(",")));
+                    }
+                }
                 "--only" => {
                     let list = value()?;
                     o.only = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -177,5 +195,8 @@ mod tests {
         let o = parse(&["--scale-sizes", "0, 5", "--scale-cycles", "2", "--only", "scale"]).unwrap();
         assert_eq!((o.scale_sizes, o.scale_cycles, o.scale_parallel), (vec![0, 5], 2, 16));
         assert!(parse(&["--scale-sizes", "1,x"]).is_err());
+        assert!(!parse(&[]).unwrap().wants("scale"), "node scale is asked for by name");
+        assert_eq!(parse(&["--scale-kinds", "bridge"]).unwrap().scale_kinds, vec!["bridge"]);
+        assert!(parse(&["--scale-kinds", "macvlan"]).is_err());
     }
 }
