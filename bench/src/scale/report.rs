@@ -82,7 +82,12 @@ fn verdict(ok: Option<bool>, counts: &mut (usize, usize, usize)) -> &'static str
 pub fn section(md: &mut String, m: &Metrics, opts: &Opts) {
     let sizes = sizes(opts);
     let (Some(&first), Some(&last)) = (sizes.first(), sizes.last()) else { return };
-    if !KINDS.iter().any(|k| m.get(&key(*k, first, "ADD"), Side::Tether).is_some()) {
+    // The kinds this run measured (--scale-kinds), each with a table of its own.
+    let ran = |k: &Kind| {
+        [Side::Tether, Side::Reference, Side::Floor].iter().any(|s| m.get(&key(*k, first, "ADD"), *s).is_some())
+    };
+    let kinds: Vec<Kind> = KINDS.iter().copied().filter(ran).collect();
+    if kinds.is_empty() {
         return;
     }
     // The targets' base: B = 1 when measured (see the note on ipMasq at B = 0), else the smallest B.
@@ -102,7 +107,7 @@ pub fn section(md: &mut String, m: &Metrics, opts: &Opts) {
     );
     let mut counts = (0, 0, 0);
     let mut targets = Vec::new();
-    for kind in KINDS {
+    for &kind in &kinds {
         let name = kind.reference_type();
         let _ = write!(md, "| {name} |");
         for b in &sizes {
@@ -168,7 +173,7 @@ pub fn section(md: &mut String, m: &Metrics, opts: &Opts) {
     let _ =
         writeln!(md, "| bring-up and drain of {} attachments | reference | tether | tether / ref |", thousands(last));
     let _ = writeln!(md, "|---|---:|---:|---:|");
-    for kind in KINDS {
+    for &kind in &kinds {
         let name = kind.reference_type();
         let par = opts.scale_parallel;
         let rows = [
