@@ -4,12 +4,13 @@
 # and its children), and the wall time per syscall (strace -c -w, summed over the N ADDs / N).
 #   bench/probes/node.sh ptp 1 /tmp/bin "bench/probes/add-cost.sh 20"
 set -euo pipefail
+: "${CONF:?run me through bench/probes/node.sh}" "${CTR:?}" "${TDIR:?}"
 N=${1:-20}
 OUT=$(mktemp -d /tmp/tb-probe-cost.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 echo "$CONF" >"$OUT/conf"
 jq -c '.ipMasq = false' "$OUT/conf" >"$OUT/conf-nomasq"
-P() { CNI_COMMAND=$1 CNI_CONTAINERID=cost-$2 CNI_NETNS=/run/netns/$CTR CNI_IFNAME=eth0 CNI_ARGS= \
+P() { CNI_COMMAND=$1 CNI_CONTAINERID=cost-$2 CNI_NETNS=/run/netns/$CTR CNI_IFNAME=eth0 CNI_ARGS='' \
   CNI_PATH=$TDIR PATH=/usr/sbin:/usr/bin:/sbin:/bin "${@:4}" "$TDIR/tether" <"$3"; }
 med() { sort -n | awk '{v[NR] = $1} END {printf "%.2f", v[int((NR + 1) / 2)]}'; }
 stat_line() {  # stat_line LABEL FILES...: medians of perf stat -x, outputs

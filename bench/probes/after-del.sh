@@ -3,11 +3,12 @@
 # node namespace): medians over ROUNDS of tether ADD elapsed / CPU, right after a DEL and after 1 s idle.
 #   bench/probes/node.sh ptp 1000 /tmp/bin "bench/probes/after-del.sh 15"
 set -euo pipefail
+: "${CONF:?run me through bench/probes/node.sh}" "${CTR:?}" "${TDIR:?}"
 ROUNDS=${1:-15}
 OUT=$(mktemp -d /tmp/tb-probe-afterdel.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 echo "$CONF" >"$OUT/conf"
-P() { CNI_COMMAND=$1 CNI_CONTAINERID=ad-$2 CNI_NETNS=/run/netns/$CTR CNI_IFNAME=eth0 CNI_ARGS= \
+P() { CNI_COMMAND=$1 CNI_CONTAINERID=ad-$2 CNI_NETNS=/run/netns/$CTR CNI_IFNAME=eth0 CNI_ARGS='' \
   CNI_PATH=$TDIR PATH=/usr/sbin:/usr/bin:/sbin:/bin "${@:4}" "$TDIR/tether" <"$3"; }
 add() {  # add LABEL ID: a timed ADD, its result kept for the DEL
   P ADD "$2" "$OUT/conf" perf stat -x, -e duration_time,task-clock -o "$OUT/$1.$2" >"$OUT/r"

@@ -4,9 +4,10 @@
 # perf stat page faults, /bin/true, and the kernel's own cost of the bridge-port orders with `ip`.
 #   bench/probes/node.sh bridge 1000 /tmp/bin "bench/probes/locate.sh OUTDIR"
 set -euo pipefail
+: "${CONF:?run me through bench/probes/node.sh}" "${CTR:?}" "${TDIR:?}"
 OUT=$1
 mkdir -p "$OUT"
-P() { CNI_COMMAND=$1 CNI_CONTAINERID=probe-$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_ARGS= \
+P() { CNI_COMMAND=$1 CNI_CONTAINERID=probe-$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_ARGS='' \
   CNI_PATH=$TDIR PATH=/usr/sbin:/usr/bin:/sbin:/bin "${@:4}" "$TDIR/tether" <"$3"; }
 conf_with_prev() { jq -c --slurpfile p "$2" '.prevResult = $p[0]' "$1"; }
 echo "$CONF" >"$DATA/conf"
@@ -24,7 +25,7 @@ cycle() {  # cycle TAG CONF: ADD, CHECK, DEL of $CTR, each under perf stat, then
   P ADD "$CTR" "$conf" strace -f -c -o "$OUT/$tag.add.strace-c" >"$DATA/r"
   conf_with_prev "$conf" "$DATA/r" >"$DATA/prev"
   P DEL "$CTR" "$DATA/prev" strace -f -c -o "$OUT/$tag.del.strace-c"
-  local tr=(strace -f -tt -T -e trace=socket,bind,sendto,sendmsg,recvfrom,recvmsg,close,execve,openat,renameat2,rename,wait4,setns)
+  local tr=(strace -f -tt -T -e "trace=socket,bind,sendto,sendmsg,recvfrom,recvmsg,close,execve,openat,renameat2,rename,wait4,setns")
   P ADD "$CTR" "$conf" "${tr[@]}" -o "$OUT/$tag.add.strace-T" >"$DATA/r"
   conf_with_prev "$conf" "$DATA/r" >"$DATA/prev"
   P CHECK "$CTR" "$DATA/prev" "${tr[@]}" -o "$OUT/$tag.check.strace-T"

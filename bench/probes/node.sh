@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A scratch node for locating costs (bench/probes/README.md, /work/notes/perf-findings.md):
+# A scratch node for locating costs (the other scripts here run inside it):
 # a private mount namespace whose /run/netns is its own tmpfs (nothing in the machine's mount table;
 # all of it goes with the last process), a node namespace `node` with B containers attached by
 # tether (ptp or bridge, IPv4, ipMasq on), then a shell command run inside the node namespace with
@@ -29,12 +29,14 @@ export CONF="{\"cniVersion\": \"1.0.0\", \"name\": \"tbnet\", \"type\": \"tether
   \"ipam\": {\"type\": \"tether-ipam\", \"dataDir\": \"$DATA/ipam\", \"ranges\": [[{\"subnet\": \"198.18.0.0/16\"}]],
   \"routes\": [{\"dst\": \"0.0.0.0/0\"}]}}"
 export TDIR CTR="c$B" DATA MODE
+# The inner script is single-quoted on purpose: it expands inside the node namespace.
+# shellcheck disable=SC2016
 ip netns exec node bash -c '
   set -euo pipefail
   cni() {  # cni VERB CTR [prevResult file]: one tether invocation as a runtime makes it
     local conf=$CONF
     [[ -n ${3:-} ]] && conf=$(jq -c --slurpfile p "$3" ".prevResult = \$p[0]" <<<"$CONF")
-    CNI_COMMAND=$1 CNI_CONTAINERID=probe-$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_ARGS= \
+    CNI_COMMAND=$1 CNI_CONTAINERID=probe-$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_ARGS='' \
       CNI_PATH=$TDIR PATH=/usr/sbin:/usr/bin:/sbin:/bin "$TDIR/tether" <<<"$conf"
   }
   export -f cni

@@ -4,6 +4,7 @@
 # each step is one `ip` under `strace -T`, its netlink send + receive times summed; median of ROUNDS.
 #   bench/probes/node.sh bridge 1000 /tmp/bin "bench/probes/port-order.sh 15"
 set -euo pipefail
+: "${CONF:?run me through bench/probes/node.sh}" "${CTR:?}" "${TDIR:?}"
 ROUNDS=${1:-15}
 OUT=$(mktemp -d /tmp/tb-probe-order.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT

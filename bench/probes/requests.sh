@@ -4,11 +4,12 @@
 # named by socket and message type) the median time from its sendto to the end of its first reply.
 #   bench/probes/node.sh bridge 1000 /tmp/bin "bench/probes/requests.sh 10"
 set -euo pipefail
+: "${CONF:?run me through bench/probes/node.sh}" "${CTR:?}" "${TDIR:?}"
 N=${1:-10}
 OUT=$(mktemp -d /tmp/tb-probe-req.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 echo "$CONF" >"$OUT/conf"
-P() { CNI_COMMAND=$1 CNI_CONTAINERID=rq-$2 CNI_NETNS=/run/netns/$CTR CNI_IFNAME=eth0 CNI_ARGS= \
+P() { CNI_COMMAND=$1 CNI_CONTAINERID=rq-$2 CNI_NETNS=/run/netns/$CTR CNI_IFNAME=eth0 CNI_ARGS='' \
   CNI_PATH=$TDIR PATH=/usr/sbin:/usr/bin:/sbin:/bin "${@:4}" "$TDIR/tether" <"$3"; }
 for ((i = 0; i < N; i++)); do
   P ADD "$i" "$OUT/conf" strace -f -tt -T -e trace=sendto,recvfrom -o "$OUT/add.$i" >"$OUT/r"
