@@ -23,6 +23,12 @@ pub fn ensure(key: &str, value: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the node runs IPv6 at all (not booted with `ipv6.disable=1`, where any IPv6 link
+/// setting fails with EAFNOSUPPORT).
+pub fn node_has_ipv6() -> bool {
+    std::path::Path::new("/proc/sys/net/ipv6").exists()
+}
+
 /// Enable forwarding on the node for the families in use.
 ///
 /// # Errors

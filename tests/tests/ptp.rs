@@ -261,6 +261,15 @@ fn traffic(imp: Impl, version: &str, fam: Family, x: u8) {
     let n = result["ips"].as_array().map_or(0, Vec::len);
     assert_eq!(n, usize::from(fam.v4()) + usize::from(fam.v6()), "address count: {result}");
     assert_traffic(&net, &ctr, &result);
+    if imp == Impl::Tether {
+        // An IPv4-only node end generates no IPv6 address (and so brings no IPv6 route to the
+        // node's table, which the kernel walks on every link change); one with IPv6 keeps its own.
+        let node_end = result["interfaces"][0]["name"].as_str().unwrap().to_string();
+        let mode = net.node.link(&node_end).unwrap()["inet6_addr_gen_mode"].clone();
+        assert_eq!(mode == "none", !fam.v6(), "{node_end}: inet6_addr_gen_mode {mode}");
+        let link_local = net.node.ip_json(&["-6", "addr", "show", "dev", &node_end]).to_string().contains("fe80");
+        assert!(fam.v6() || !link_local, "{node_end} has an IPv6 link-local address on an IPv4-only network");
+    }
     // The container's default route(s) lead to the node.
     for (on, dst) in [(fam.v4(), "198.18.254.254"), (fam.v6(), "fd7e:7e7e:fe::fe")] {
         if on {

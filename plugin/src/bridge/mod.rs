@@ -45,7 +45,8 @@ pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, un
     sysctl::enable_forwarding(plan.forward_v4, plan.forward_v6)?;
     let node = &ctx.node;
     let bridge = device::ensure_bridge(node, conf, att.conf.mtu, att.group).await?;
-    let (host, container) = veth::create_pair(node, att, undo, Some(bridge.index)).await?;
+    // A port needs no address (see `port::configure`).
+    let (host, container) = veth::create_pair(node, att, undo, Some(bridge.index), false).await?;
     if conf.spoofchk {
         // Before the container's end comes up: no frame of it may pass unchecked.
         let mac = mac_of(&container)?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// before the container's end comes up: the port has no carrier, so no link-local address, until
 /// then.
 pub async fn configure(nl: &Netlink, port: &Link, options: &LinkUpdate, vlans: &PortVlans) -> Result<()> {
-    let update = LinkUpdate { addr_gen_none: port.addr_gen_mode.is_some(), ..options.clone() };
+    let update = LinkUpdate { addr_gen_none: port.addr_gen_mode.is_some() && !port.addr_gen_none(), ..options.clone() };
     let settings = async {
         if update.is_empty() {
             return Ok(());

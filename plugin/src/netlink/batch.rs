@@ -9,7 +9,7 @@
 
 use super::addr::{new_address, AddrFlags};
 use super::bridge::{update_message, LinkUpdate};
-use super::link::{get_by_index, get_by_name, set_alias_message, set_up_message};
+use super::link::{get_by_index, get_by_name, mark_message, set_up_message};
 use super::route::{new_route, RouteSpec};
 use super::{Netlink, NlError, REQUEST_TIMEOUT};
 use futures::StreamExt;
@@ -111,9 +111,10 @@ impl Batch {
         self.push(get_by_name(name), 0)
     }
 
-    /// As `Netlink::set_alias`.
-    pub fn set_alias(&mut self, name: &str, alias: &str) -> Slot {
-        self.push(set_alias_message(name, alias), NLM_F_ACK)
+    /// Set the alias of the link called `name` and, with `no_ipv6_addresses`, turn its IPv6
+    /// address generation off (see `link::mark_message`).
+    pub fn mark(&mut self, name: &str, alias: &str, no_ipv6_addresses: bool) -> Slot {
+        self.push(mark_message(name, alias, no_ipv6_addresses), NLM_F_ACK)
     }
 
     /// Send every request in one datagram and collect every request's outcome.

@@ -216,10 +216,16 @@ pub(crate) fn oper_up(replies: &[RouteNetlinkMessage]) -> bool {
     })
 }
 
-/// RTM_SETLINK that sets the alias (`IFLA_IFALIAS`) of the link called `name`.
-pub(crate) fn set_alias_message(name: &str, alias: &str) -> RouteNetlinkMessage {
+/// RTM_SETLINK of the link called `name` that sets its alias (`IFLA_IFALIAS`) and, with
+/// `no_ipv6_addresses`, its IPv6 address generation mode to none (no link-local address, so no
+/// `fe80::/64` route either).
+pub(crate) fn mark_message(name: &str, alias: &str, no_ipv6_addresses: bool) -> RouteNetlinkMessage {
     let mut msg = name_only(name);
     msg.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+    if no_ipv6_addresses {
+        let none = AfSpecInet6::AddrGenMode(In6AddrGenMode::None);
+        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![none])]));
+    }
     RouteNetlinkMessage::SetLink(msg)
 }
 

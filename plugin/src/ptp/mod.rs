@@ -24,7 +24,7 @@ pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, un
     let has_v4 = plan.container_addrs.iter().any(|a| a.addr().is_ipv4());
     let has_v6 = plan.container_addrs.iter().any(|a| a.addr().is_ipv6());
     sysctl::enable_forwarding(has_v4, has_v6)?;
-    let (host, container) = veth::create_pair(&ctx.node, att, undo, None).await?;
+    let (host, container) = veth::create_pair(&ctx.node, att, undo, None, has_v6).await?;
     apply::configure(&ctx.node, att, &plan, allocated, &host, &container).await?;
     // The node end must not learn routes from router advertisements a container sends
     // (plugins#484): the reference sets the same.
