@@ -137,7 +137,7 @@ pub fn env(command: &str, container_id: &str, netns: &Path, cni_path: &Path) -> 
 
 /// A 64-hex-digit container ID, unique per (scenario, side, round, slot).
 pub fn container_id(scenario: &str, side: Side, round: usize, slot: usize) -> String {
-    let tag = scenario.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let tag = conf::hash::fnv1a64(scenario.bytes());
     format!("{:016x}{:016x}{:016x}{:016x}", std::process::id(), tag, (side.letter() as u64) << 32 | round as u64, slot)
 }
 
