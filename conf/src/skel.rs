@@ -73,7 +73,9 @@ fn check_verb_allowed(command: Command, version: Version) -> CniResult<()> {
 /// Build the request: everything up to the handler. Errors carry the version to report them in.
 fn prepare(invocation: Invocation, stdin: &mut dyn Read) -> Result<Request, (CniError, String)> {
     let current = || version::CURRENT.to_string();
-    let mut bytes = Vec::new();
+    // Room for a typical configuration: read_to_end grows an empty buffer from 32 bytes, one
+    // read(2) per doubling.
+    let mut bytes = Vec::with_capacity(16 * 1024);
     stdin.read_to_end(&mut bytes).map_err(|e| {
         (CniError::new(ErrorCode::Io, "error reading from stdin").with_details(e.to_string()), current())
     })?;
