@@ -444,6 +444,9 @@ pub(crate) struct Conn {
     buf: Vec<u8>,
     /// Dump requests sent so far ([`Conn::dumps_sent`]).
     dumps: u64,
+    /// Transactions sent so far, and those of them the kernel aborted ([`Conn::batches_sent`]).
+    batches: u64,
+    aborted: u64,
 }
 
 impl std::fmt::Debug for Conn {
@@ -461,7 +464,7 @@ impl Conn {
         // optional: old kernels without them still work.
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_ext_ack(true);
-        Ok(Conn { sock, seq: 0, buf: vec![0; RECV_BUF], dumps: 0 })
+        Ok(Conn { sock, seq: 0, buf: vec![0; RECV_BUF], dumps: 0, batches: 0, aborted: 0 })
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -534,11 +537,15 @@ impl Conn {
         let end = Msg::raw(NFNL_MSG_BATCH_END, NLM_F_REQUEST, libc::AF_UNSPEC as u8, NFNL_SUBSYS_NFTABLES);
         out.extend(end.finish(end_seq).ok_or_else(|| WireError::Protocol("batch trailer overflow".into()))?);
         self.send(&out)?;
+        self.batches += 1;
 
         let mut verdict = CommitReplies::new(begin_seq, batch.msgs.len(), end_seq);
         loop {
             let len = self.recv()?;
             if let Some(commit) = verdict.absorb(&self.buf[..len])? {
+                if matches!(commit, Commit::Failed(_)) {
+                    self.aborted += 1;
+                }
                 return Ok(commit);
             }
         }
@@ -579,6 +586,12 @@ impl Conn {
     /// How many dump requests this socket has sent.
     pub(crate) fn dumps_sent(&self) -> u64 {
         self.dumps
+    }
+
+    /// How many transactions this socket has sent, and how many of them the kernel aborted because it refused a
+    /// message ([`Commit::Failed`]; a batch rejected whole, as for a moved generation, is not aborted).
+    pub(crate) fn batches_sent(&self) -> (u64, u64) {
+        (self.batches, self.aborted)
     }
 
     /// The ruleset generation: it changes with every committed transaction in this network namespace.
