@@ -52,7 +52,7 @@ use crate::objects::{
     BYTEORDER_BIG_ENDIAN, NFT_SET_INTERVAL,
 };
 use crate::owners::{self, OwnerMap};
-use crate::state::{backoff, push_elems, Ctx, MAX_ATTEMPTS};
+use crate::state::{backoff, push_creation, push_elems, table_existed, Ctx, MAX_ATTEMPTS};
 use crate::{NftError, Session};
 
 /// One address of a container to masquerade, with the subnet it belongs to (traffic to the subnet is not
@@ -304,6 +304,14 @@ struct NetsPlan {
     del: Vec<Elem>,
 }
 
+impl NetsPlan {
+    /// Plan for an empty set: every wanted subnet, nothing to replace.
+    fn replan_empty(&mut self, v: V) {
+        self.add = self.wanted.iter().flat_map(|net| Interval::of(net).elems(v.key_len())).collect();
+        self.del.clear();
+    }
+}
+
 /// One family's excluded destinations: the intervals the set must hold exactly, and the change that gets it there
 /// from what it held when last read.
 #[derive(Debug, Default)]
@@ -331,6 +339,8 @@ impl ExcludedPlan {
 
 #[derive(Debug, Clone, Copy)]
 enum Role {
+    /// The table and its chain, sets and rules, when the batch creates them.
+    Table,
     Nets(V),
     Excluded(V),
     AddrDel(usize),
@@ -342,7 +352,8 @@ impl Session {
     /// Masquerade traffic from `entries` (the container's addresses) that leaves their subnets, except traffic to
     /// `excluded` (the network's non-masquerade destinations; host bits are ignored).
     ///
-    /// Idempotent; creates the network's table, chain, sets and rules race-free if missing. An address already
+    /// Idempotent; creates the network's table, chain, sets and rules race-free if missing, in the same transaction
+    /// as the addresses (a network's first ADD on a node is one transaction, as every other). An address already
     /// present for another attachment (leaked state) is taken over, so its comment names the new owner. The network's
     /// excluded destinations become exactly `excluded`, in the same transaction as the addresses: the last ADD's list
     /// is the network's list (its containers share one table), and a container's traffic is never masqueraded to a
@@ -380,8 +391,10 @@ impl Session {
             let net = e.subnet.trunc();
             if !plan.wanted.contains(&net) {
                 plan.wanted.push(net);
-                plan.add.extend(Interval::of(&net).elems(V::of(&e.addr).key_len()));
             }
+        }
+        for v in [V::Four, V::Six] {
+            nets[v as usize].replan_empty(v);
         }
         let mut exclusions: [ExcludedPlan; 2] = Default::default();
         for v in [V::Four, V::Six] {
@@ -398,6 +411,8 @@ impl Session {
         let mut owner_adds: [Vec<Elem>; 2] =
             [V::Four, V::Six].map(|v| owners::fresh(&owner, digest, &owned[v as usize]));
         let mut legacy = false;
+        // The table is known to be absent: the next batch creates it, with everything in it.
+        let mut create = false;
         // Owner entries appended after a run of slots another owner (with the same digest) holds: their slots are
         // right only while that run is as read, so the transaction is bound to the generation read before it.
         let (mut owners_stale, mut appended) = ([false; 2], false);
@@ -409,10 +424,34 @@ impl Session {
                 // Both families from one snapshot, so the generation check below covers both.
                 read_at = ctx.generation()?;
                 if exclusions.iter().any(|p| p.stale) {
-                    for v in [V::Four, V::Six] {
-                        let existing = ctx.read_set(table.set(v.excluded_set()))?;
-                        exclusions[v as usize].replan(existing.as_deref(), v);
+                    let existing = [
+                        ctx.read_set(table.set(V::Four.excluded_set()))?,
+                        ctx.read_set(table.set(V::Six.excluded_set()))?,
+                    ];
+                    // No exclusion set: no table (the network's first ADD on this node), or a table of a release
+                    // before the exclusions, which gains them before anything is added to them.
+                    create = existing.iter().any(Option::is_none) && !ctx.has_table(&table)?;
+                    if existing.iter().any(Option::is_none)
+                        && !create
+                        && exclusions.iter().any(|p| !p.wanted.is_empty())
+                    {
+                        ensure_excluded_sets(&mut ctx, &table)?;
+                        continue;
                     }
+                    for v in [V::Four, V::Six] {
+                        exclusions[v as usize].replan(existing[v as usize].as_deref(), v);
+                    }
+                }
+                if create {
+                    // Everything goes into the table this batch makes: nothing there to replace, skip or append to.
+                    legacy = false;
+                    for v in [V::Four, V::Six] {
+                        nets[v as usize].replan_empty(v);
+                        owner_adds[v as usize] = owners::fresh(&owner, digest, &owned[v as usize]);
+                        owners_stale[v as usize] = false;
+                    }
+                    addrs.iter_mut().for_each(|a| (a.replace, a.done) = (false, false));
+                    appended = false;
                 }
                 for v in [V::Four, V::Six] {
                     if std::mem::take(&mut owners_stale[v as usize]) {
@@ -425,12 +464,19 @@ impl Session {
             // Changing the exclusions commits only if nothing changed since they were read: two ADDs with different
             // lists must not leave one's IPv4 part beside the other's IPv6 part. When they already hold our list
             // (the steady state), nothing binds, so parallel ADDs of a network do not restart each other.
-            let mut batch = if exclusions.iter().any(ExcludedPlan::changes) || appended {
+            //
+            // A batch that creates the table is bound to the generation it was seen absent at: a concurrent
+            // creator that commits first makes the kernel reject it whole (ERESTART), without an abort.
+            let mut batch = if create || exclusions.iter().any(ExcludedPlan::changes) || appended {
                 Batch::new().if_generation(read_at)
             } else {
                 Batch::new()
             };
             let mut roles: Vec<Role> = Vec::new();
+            if create {
+                let n = push_creation(&mut batch, &table, |b| table_contents(&table, b));
+                roles.extend(std::iter::repeat_n(Role::Table, n));
+            }
             for v in [V::Four, V::Six] {
                 let plan = &exclusions[v as usize];
                 let set = table.set(v.excluded_set());
@@ -477,6 +523,13 @@ impl Session {
                     continue;
                 }
                 Commit::Rejected { errno, detail } => return Err(NftError::errno(OP, table.describe(), errno, detail)),
+                Commit::Failed(fs) if create && table_existed(&fs) => {
+                    // The table exists after all: made by a concurrent ADD, which the generation binding should have
+                    // turned into ERESTART; the exclusive table message is the guard of last resort. Fill it as it is.
+                    last = Some(ctx.failure(&batch, &fs[0]));
+                    exclusions.iter_mut().for_each(|p| p.stale = true);
+                    continue;
+                }
                 Commit::Failed(fs) => fs,
             };
             let (mut create_table, mut replan_nets) = (false, [false; 2]);
@@ -520,10 +573,9 @@ impl Session {
                 }
             }
             if create_table {
-                ctx.ensure_table(&table, |b| table_contents(&table, b))?;
-                if exclusions.iter().any(|p| !p.wanted.is_empty()) {
-                    ensure_excluded_sets(&mut ctx, &table)?;
-                }
+                // No table (a concurrent last DEL dropped it), or one without some of our sets: the next read tells
+                // which, and recreates or completes it.
+                exclusions.iter_mut().for_each(|p| p.stale = true);
                 // A table of a release before owner maps: its DEL and CHECK list the sets, so add no entries. Only a
                 // table seen without the map is one: a table dropped again meanwhile (a concurrent last DEL) is not.
                 legacy = !ctx.has_set(table.set(V::Four.owner_map()))? && ctx.has_set(table.set(V::Four.masq_set()))?;

@@ -42,6 +42,7 @@ const NFGENMSG_LEN: usize = 4;
 
 // <linux/netfilter/nf_tables.h>: NFT_MSG_*
 pub(crate) const NFT_MSG_NEWTABLE: u16 = 0;
+pub(crate) const NFT_MSG_GETTABLE: u16 = 1;
 pub(crate) const NFT_MSG_DELTABLE: u16 = 2;
 pub(crate) const NFT_MSG_NEWCHAIN: u16 = 3;
 pub(crate) const NFT_MSG_NEWRULE: u16 = 6;
@@ -389,6 +390,10 @@ impl Batch {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.msgs.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.msgs.len()
     }
 
     pub(crate) fn object(&self, index: usize) -> &str {

@@ -6,8 +6,8 @@
 
 use crate::netlink::{
     attr, attrs, be32_of, Batch, Msg, NFT_MSG_DELSETELEM, NFT_MSG_DELTABLE, NFT_MSG_GETSET, NFT_MSG_GETSETELEM,
-    NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWTABLE, NLM_F_APPEND,
-    NLM_F_CREATE, NLM_F_EXCL,
+    NFT_MSG_GETTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWTABLE,
+    NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
 };
 
 /// nf_tables address families (NFPROTO_*).
@@ -168,6 +168,13 @@ pub(crate) fn new_table(t: &Table) -> Msg {
     // NLM_F_EXCL: creation fails with EEXIST if another process made the table first (our race detector).
     let mut m = Msg::new(NFT_MSG_NEWTABLE, t.family as u8, NLM_F_CREATE | NLM_F_EXCL);
     m.str(NFTA_TABLE_NAME, &t.name).be32(NFTA_TABLE_FLAGS, 0);
+    m
+}
+
+/// Get the table itself: answered with ENOENT when it does not exist.
+pub(crate) fn get_table(t: &Table) -> Msg {
+    let mut m = Msg::new(NFT_MSG_GETTABLE, t.family as u8, 0);
+    m.str(NFTA_TABLE_NAME, &t.name);
     m
 }
 

@@ -169,19 +169,28 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// Whether `table` exists: one GETTABLE, no dump.
+    pub(crate) fn has_table(&mut self, table: &Table) -> Result<bool, NftError> {
+        let (_, end) = self.conn.get(objects::get_table(table)).map_err(|e| self.wire(&table.describe(), e))?;
+        match end {
+            None => Ok(true),
+            Some(e) if e.errno == libc::ENOENT => Ok(false),
+            Some(e) => Err(NftError::errno(self.op, table.describe(), e.errno, e.detail)),
+        }
+    }
+
     /// Create `table` with everything `contents` adds (chains, sets, rules) in one transaction. The table message
     /// carries NLM_F_EXCL, so when another process created the table first the whole batch is refused with EEXIST
     /// on that message and nothing is duplicated: that counts as success.
     pub(crate) fn ensure_table(&mut self, table: &Table, contents: impl FnOnce(&mut Batch)) -> Result<(), NftError> {
         let mut batch = Batch::new();
-        batch.push(objects::new_table(table), table.describe());
-        contents(&mut batch);
+        push_creation(&mut batch, table, contents);
         match self.commit(&batch, &table.describe())? {
             Commit::Done => {
                 log::debug!("{}: created {}", self.op, table.describe());
                 Ok(())
             }
-            Commit::Failed(fs) if fs.iter().any(|f| f.index == 0 && f.errno == libc::EEXIST) => Ok(()),
+            Commit::Failed(fs) if table_existed(&fs) => Ok(()),
             Commit::Failed(fs) => Err(self.failure(&batch, &fs[0])),
             Commit::Rejected { errno, detail } => Err(NftError::errno(self.op, table.describe(), errno, detail)),
         }
@@ -435,6 +444,25 @@ fn elems_of(bodies: &[Vec<u8>]) -> Vec<Elem> {
         }
     }
     out
+}
+
+/// Start `batch` (empty so far) with the creation of `table` and everything `contents` adds (chains, sets, rules);
+/// returns how many messages that is. A network's first ADD follows them with its elements, so that creating the
+/// table and filling it is one transaction: bound to the generation the table was seen absent at, a concurrent creator that commits first makes the kernel reject it whole with
+/// ERESTART, before any message is tried (no abort, whose grace period would stall every nf_tables transaction of
+/// the namespace); and the table message is exclusive, so even an unbound batch cannot duplicate the table's
+/// rules: it fails with EEXIST on that message ([`table_existed`]).
+pub(crate) fn push_creation(batch: &mut Batch, table: &Table, contents: impl FnOnce(&mut Batch)) -> usize {
+    debug_assert!(batch.is_empty(), "the table message must come first");
+    batch.push(objects::new_table(table), table.describe());
+    contents(batch);
+    batch.len()
+}
+
+/// Whether a batch started by [`push_creation`] failed because the table existed: its first message was refused
+/// with EEXIST (the kernel tries every message of a batch, so the others may have failed too, in consequence).
+pub(crate) fn table_existed(failures: &[Failure]) -> bool {
+    failures.iter().any(|f| f.index == 0 && f.errno == libc::EEXIST)
 }
 
 /// Append messages built by `build` for `elems`, split into chunks; returns how many.
