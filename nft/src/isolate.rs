@@ -29,7 +29,7 @@ use crate::netlink::{Batch, Commit};
 use crate::objects::{
     self, datatype, meta_key, reg, verdict, BaseChain, Elem, Expr, Family, SetSpec, Table, BYTEORDER_HOST_ENDIAN,
 };
-use crate::state::{backoff, Companion, MAX_ATTEMPTS};
+use crate::state::{backoff, push_creation, table_existed, Companion, MAX_ATTEMPTS};
 use crate::{NftError, Session};
 
 /// The top byte shared by every tether isolation group.
@@ -107,7 +107,8 @@ pub(crate) fn companion(network: &str) -> Result<Companion, NftError> {
 impl Session {
     /// Isolate `network` from every other tether network: make sure the shared table exists (created race-free) and
     /// holds the network's group. Returns the group to give the network's node-side interfaces. Idempotent: the usual
-    /// call (element present) is one read.
+    /// call (element present) is one read; a network new to the node is one transaction, which also creates the
+    /// table if it is the node's first.
     pub fn isolate_add(&mut self, network: &str) -> Result<u32, NftError> {
         const OP: &str = "isolate_add";
         let group = isolation_group(network)?;
@@ -135,14 +136,25 @@ impl Session {
                 }
                 None => {}
             }
-            let mut batch = Batch::new();
+            // No table on the node's first isolated network: this transaction creates it with the element.
+            let absent_since = ctx.absent_since(&t)?;
+            let mut batch = match absent_since {
+                Some(genid) => Batch::new().if_generation(genid),
+                None => Batch::new(),
+            };
+            if absent_since.is_some() {
+                push_creation(&mut batch, &t, |b| table_contents(&t, b));
+            }
             batch.push(objects::add_elems(set, std::slice::from_ref(&elem), true), set.describe());
             match ctx.commit(&batch, &t.describe())? {
                 Commit::Done => return Ok(group),
-                // ENOENT: no table yet; EEXIST: a concurrent ADD of the same network won. Read again either way.
-                Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => {
-                    ctx.ensure_table(&t, |b| table_contents(&t, b))?;
+                // Read again: ERESTART or a table that exists, a concurrent ADD made the table since we looked;
+                // ENOENT, a concurrent last DEL dropped it; EEXIST, a concurrent ADD of the same network won.
+                Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                Commit::Failed(fs) if absent_since.is_some() && table_existed(&fs) => {
+                    last = Some(ctx.failure(&batch, &fs[0]))
                 }
+                Commit::Failed(fs) if absent_since.is_none() && fs.iter().all(|f| f.errno == libc::ENOENT) => {}
                 Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::EEXIST) => {
                     last = Some(ctx.failure(&batch, &fs[0]))
                 }

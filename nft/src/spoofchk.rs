@@ -30,7 +30,7 @@ use crate::objects::{
     BYTEORDER_HOST_ENDIAN,
 };
 use crate::owners::{self, OwnerMap};
-use crate::state::{backoff, MAX_ATTEMPTS};
+use crate::state::{backoff, push_creation, table_existed, MAX_ATTEMPTS};
 use crate::{NftError, Session};
 
 const CHAIN: &str = "prerouting";
@@ -168,27 +168,46 @@ impl Session {
         let owners_map = table.set(OWNERS);
         // Fast path: neither element exists yet (the usual ADD), nor the owner entry (slot 0 of the owner's
         // digest). Exclusive adds, so anything present shows up as EEXIST and is handled below against a
-        // consistent read. A missing table (the network's first port, or after GC) is created and the fast path
-        // tried once more; a table without owner map (an earlier release's) also ends in the slow path.
-        let mut batch = Batch::new();
-        batch.push(
-            objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
-            format!("{host_port} in {}", ports.describe()),
-        );
-        batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
-        batch.push(
-            objects::add_elems(
-                owners_map,
-                &owners::fresh(&owner, digest, std::slice::from_ref(&allowed_elem.key)),
-                true,
-            ),
-            format!("entry of {owner} in {}", owners_map.describe()),
-        );
-        for first_try in [true, false] {
+        // consistent read. A missing table (the network's first port, or after GC) is created in the same
+        // transaction; a table without owner map (an earlier release's) ends in the slow path.
+        let fast = |batch: &mut Batch| {
+            batch.push(
+                objects::add_elems(ports, std::slice::from_ref(&port_elem), true),
+                format!("{host_port} in {}", ports.describe()),
+            );
+            batch.push(objects::add_elems(allowed, std::slice::from_ref(&allowed_elem), true), what.clone());
+            batch.push(
+                objects::add_elems(
+                    owners_map,
+                    &owners::fresh(&owner, digest, std::slice::from_ref(&allowed_elem.key)),
+                    true,
+                ),
+                format!("entry of {owner} in {}", owners_map.describe()),
+            );
+        };
+        // A fast batch was refused with ENOENT: the table went meanwhile (a concurrent last DEL), or it lacks a set.
+        let mut missing = false;
+        for _ in 0..2 {
+            // One GETTABLE: whether this transaction must create the table.
+            let absent_since = ctx.absent_since(&table)?;
+            if missing && absent_since.is_none() {
+                break; // the table is there without the set the batch named: an earlier release's
+            }
+            let mut batch = match absent_since {
+                Some(genid) => Batch::new().if_generation(genid),
+                None => Batch::new(),
+            };
+            if absent_since.is_some() {
+                push_creation(&mut batch, &table, |b| table_contents(&table, b));
+            }
+            fast(&mut batch);
             match ctx.commit(&batch, &table.describe())? {
                 Commit::Done => return Ok(()),
-                Commit::Failed(fs) if first_try && fs.iter().all(|f| f.errno == libc::ENOENT) => {
-                    ctx.ensure_table(&table, |b| table_contents(&table, b))?;
+                // A concurrent ADD made the table since we looked, or a concurrent last DEL dropped it: try again.
+                Commit::Rejected { errno: libc::ERESTART, .. } => {}
+                Commit::Failed(fs) if absent_since.is_some() && table_existed(&fs) => {}
+                Commit::Failed(fs) if absent_since.is_none() && fs.iter().all(|f| f.errno == libc::ENOENT) => {
+                    missing = true;
                 }
                 Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::EEXIST | libc::ENOENT)) => break,
                 Commit::Failed(fs) => return Err(ctx.failure(&batch, &fs[0])),

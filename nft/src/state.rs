@@ -179,6 +179,17 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// None when `table` exists; when it does not, the ruleset generation it was seen absent at, to bind the
+    /// transaction that creates it to ([`push_creation`]). One GETTABLE when the table is there (the usual case);
+    /// when it is not, the generation and a second look, since a generation vouches only for what is read after it.
+    pub(crate) fn absent_since(&mut self, table: &Table) -> Result<Option<u32>, NftError> {
+        if self.has_table(table)? {
+            return Ok(None);
+        }
+        let genid = self.generation()?;
+        Ok(if self.has_table(table)? { None } else { Some(genid) })
+    }
+
     /// Create `table` with everything `contents` adds (chains, sets, rules) in one transaction. The table message
     /// carries NLM_F_EXCL, so when another process created the table first the whole batch is refused with EEXIST
     /// on that message and nothing is duplicated: that counts as success.
@@ -448,7 +459,8 @@ fn elems_of(bodies: &[Vec<u8>]) -> Vec<Elem> {
 
 /// Start `batch` (empty so far) with the creation of `table` and everything `contents` adds (chains, sets, rules);
 /// returns how many messages that is. A network's first ADD follows them with its elements, so that creating the
-/// table and filling it is one transaction: bound to the generation the table was seen absent at, a concurrent creator that commits first makes the kernel reject it whole with
+/// table and filling it is one transaction: bound to the generation the table was seen absent at
+/// ([`Ctx::absent_since`]), a concurrent creator that commits first makes the kernel reject it whole with
 /// ERESTART, before any message is tried (no abort, whose grace period would stall every nf_tables transaction of
 /// the namespace); and the table message is exclusive, so even an unbound batch cannot duplicate the table's
 /// rules: it fails with EEXIST on that message ([`table_existed`]).
