@@ -554,6 +554,41 @@ mod tests {
     }
 
     #[test]
+    fn a_creation_with_elements_is_one_transaction_and_its_loser_is_rejected_unopened() {
+        in_new_netns("a_creation_with_elements_is_one_transaction_and_its_loser_is_rejected_unopened", || {
+            let t = test_table();
+            let mut session = crate::Session::open().unwrap();
+            let mut ctx = session.ctx("test");
+            let creation = |elem: u8| {
+                let mut b = Batch::new();
+                assert_eq!(push_creation(&mut b, &t, |b| with_set(&t, b)), 2);
+                b.push(objects::add_elems(t.set("s"), &[Elem::new(vec![198, 18, 0, elem], None)], true), "e".into());
+                b
+            };
+            let absent_at = ctx.absent_since(&t).unwrap().expect("no table yet");
+            // Two creators saw the table absent at the same generation; the first commits.
+            assert!(matches!(ctx.commit(&creation(1).if_generation(absent_at), "create").unwrap(), Commit::Done));
+            assert_eq!(ctx.absent_since(&t).unwrap(), None);
+            // The second is rejected whole before any message is tried: its element into a set that does not exist
+            // would have been refused (ENOENT) had the kernel looked at it.
+            let mut late = creation(2).if_generation(absent_at);
+            late.push(objects::add_elems(t.set("nope"), &[Elem::new(vec![198, 18, 0, 3], None)], true), "x".into());
+            match ctx.commit(&late, "create").unwrap() {
+                Commit::Rejected { errno, .. } => assert_eq!(errno, libc::ERESTART),
+                other => panic!("expected ERESTART, got {other:?}"),
+            }
+            // Unbound, the exclusive table message is what stops it: EEXIST on message 0, nothing applied.
+            match ctx.commit(&creation(2), "create").unwrap() {
+                Commit::Failed(fs) => assert!(table_existed(&fs), "{fs:?}"),
+                other => panic!("expected EEXIST on the table, got {other:?}"),
+            }
+            let keys: Vec<Vec<u8>> = ctx.read_set(t.set("s")).unwrap().unwrap().into_iter().map(|e| e.key).collect();
+            assert_eq!(keys, [vec![198, 18, 0, 1]]);
+            assert_eq!((session.batches_sent(), session.batches_refused()), (3, 1), "only the unbound loser aborted");
+        });
+    }
+
+    #[test]
     fn table_creation_reports_the_failing_message_and_tolerates_a_winner() {
         in_new_netns("table_creation_reports_the_failing_message_and_tolerates_a_winner", || {
             let t = test_table();
