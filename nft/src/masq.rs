@@ -428,15 +428,22 @@ impl Session {
                         ctx.read_set(table.set(V::Four.excluded_set()))?,
                         ctx.read_set(table.set(V::Six.excluded_set()))?,
                     ];
-                    // No exclusion set: no table (the network's first ADD on this node), or a table of a release
-                    // before the exclusions, which gains them before anything is added to them.
+                    // No exclusion set: no table (the network's first ADD on this node), a table made since the
+                    // read (by a concurrent ADD: read again), or a table of a release before the exclusions, which
+                    // gains them before anything is added to them.
                     create = existing.iter().any(Option::is_none) && !ctx.has_table(&table)?;
-                    if existing.iter().any(Option::is_none)
-                        && !create
-                        && exclusions.iter().any(|p| !p.wanted.is_empty())
-                    {
-                        ensure_excluded_sets(&mut ctx, &table)?;
-                        continue;
+                    if existing.iter().any(Option::is_none) && !create {
+                        let mut lacking = false;
+                        for v in [V::Four, V::Six] {
+                            lacking |= !ctx.has_set(table.set(v.excluded_set()))?;
+                        }
+                        if !lacking {
+                            continue;
+                        }
+                        if exclusions.iter().any(|p| !p.wanted.is_empty()) {
+                            ensure_excluded_sets(&mut ctx, &table)?;
+                            continue;
+                        }
                     }
                     for v in [V::Four, V::Six] {
                         exclusions[v as usize].replan(existing[v as usize].as_deref(), v);

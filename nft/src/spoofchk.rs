@@ -187,7 +187,8 @@ impl Session {
         };
         // A fast batch was refused with ENOENT: the table went meanwhile (a concurrent last DEL), or it lacks a set.
         let mut missing = false;
-        for _ in 0..2 {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
             // One GETTABLE: whether this transaction must create the table.
             let absent_since = ctx.absent_since(&table)?;
             if missing && absent_since.is_none() {
@@ -203,9 +204,11 @@ impl Session {
             fast(&mut batch);
             match ctx.commit(&batch, &table.describe())? {
                 Commit::Done => return Ok(()),
-                // A concurrent ADD made the table since we looked, or a concurrent last DEL dropped it: try again.
+                // The ruleset changed since the table was seen absent (any commit in the namespace moves the
+                // generation), or a concurrent ADD made the table: look again.
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
                 Commit::Failed(fs) if absent_since.is_some() && table_existed(&fs) => {}
+                // A concurrent last DEL dropped the table since we looked, or it lacks a set: look again.
                 Commit::Failed(fs) if absent_since.is_none() && fs.iter().all(|f| f.errno == libc::ENOENT) => {
                     missing = true;
                 }
