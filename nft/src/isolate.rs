@@ -148,8 +148,9 @@ impl Session {
             batch.push(objects::add_elems(set, std::slice::from_ref(&elem), true), set.describe());
             match ctx.commit(&batch, &t.describe())? {
                 Commit::Done => return Ok(group),
-                // Read again: ERESTART or a table that exists, a concurrent ADD made the table since we looked;
-                // ENOENT, a concurrent last DEL dropped it; EEXIST, a concurrent ADD of the same network won.
+                // Read again: ERESTART, the ruleset moved since the table was seen absent (any commit moves it); a
+                // table that exists, a concurrent ADD made it; ENOENT, a concurrent last DEL dropped it; EEXIST, a
+                // concurrent ADD of the same network won.
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
                 Commit::Failed(fs) if absent_since.is_some() && table_existed(&fs) => {
                     last = Some(ctx.failure(&batch, &fs[0]))
