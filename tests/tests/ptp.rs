@@ -262,13 +262,15 @@ fn traffic(imp: Impl, version: &str, fam: Family, x: u8) {
     assert_eq!(n, usize::from(fam.v4()) + usize::from(fam.v6()), "address count: {result}");
     assert_traffic(&net, &ctr, &result);
     if imp == Impl::Tether {
-        // An IPv4-only node end generates no IPv6 address (and so brings no IPv6 route to the
-        // node's table, which the kernel walks on every link change); one with IPv6 keeps its own.
+        // An IPv4-only node end has no IPv6 at all (and so brings no IPv6 route to the node's
+        // table, which the kernel walks on every link change); one with IPv6 keeps its own.
         let node_end = result["interfaces"][0]["name"].as_str().unwrap().to_string();
         let mode = net.node.link(&node_end).unwrap()["inet6_addr_gen_mode"].clone();
         assert_eq!(mode == "none", !fam.v6(), "{node_end}: inet6_addr_gen_mode {mode}");
         let link_local = net.node.ip_json(&["-6", "addr", "show", "dev", &node_end]).to_string().contains("fe80");
         assert!(fam.v6() || !link_local, "{node_end} has an IPv6 link-local address on an IPv4-only network");
+        let ipv6_off = net.node.sysctl(&format!("net.ipv6.conf.{node_end}.disable_ipv6"));
+        assert_eq!(ipv6_off == "1", !fam.v6(), "{node_end}: disable_ipv6 = {ipv6_off}");
     }
     // The container's default route(s) lead to the node.
     for (on, dst) in [(fam.v4(), "198.18.254.254"), (fam.v6(), "fd7e:7e7e:fe::fe")] {
