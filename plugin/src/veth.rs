@@ -35,12 +35,14 @@ pub fn node_end_alias(network: &str) -> String {
 /// Create the attachment's pair (node end up, in the network's group, enslaved to `master` when
 /// given; the peer inside the container with the requested MAC) and read back both ends.
 ///
-/// Without `node_end_ipv6` the node end generates no IPv6 address: a bridge port or the node end of
-/// an IPv4-only attachment needs none, and every link-local address brings routes to the node's
-/// IPv6 table, which the kernel walks whole on every link change (`rt6_sync_down_dev` ->
-/// `fib6_clean_all`; `perf record` of a ptp ADD on a node with 1,000 attachments: 35-40% of its CPU
-/// in `fib6_ifdown`). Set before the container's end comes up: the node end has no carrier, so no
-/// IPv6 configuration, until then.
+/// Without `node_end_ipv6` the node end has IPv6 disabled and generates no IPv6 address: a bridge
+/// port or the node end of an IPv4-only attachment needs neither, and each node end with IPv6 on
+/// brings routes to the node's IPv6 table (its multicast route, its link-local address's), which
+/// the kernel walks whole on every link change of a link without carrier (`rt6_sync_down_dev` ->
+/// `fib6_clean_all`; `perf record` of a ptp ADD on a node with 1,000 attachments: 35-40% of its
+/// CPU in `fib6_ifdown`; bench/probes/requests.sh, bridge, 1,000 ports: the alias request, which
+/// is such a change, took 3.2 ms). Both are set before the container's end comes up: the node end
+/// has no carrier, so no IPv6 configuration, until then.
 pub async fn create_pair(
     node: &Netlink,
     att: &Attachment<'_>,
@@ -67,6 +69,9 @@ pub async fn create_pair(
         });
     }
     undo.host_veth = Some(att.host_veth.clone());
+    if !node_end_ipv6 {
+        sysctl::ensure(&format!("net/ipv6/conf/{}/disable_ipv6", att.host_veth), "1")?;
+    }
     // The node end's alias and its read-back in one datagram, the container end's read at the same time.
     let mut node_side = node.batch();
     let no_ipv6_addresses = !node_end_ipv6 && sysctl::node_has_ipv6();

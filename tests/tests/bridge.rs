@@ -287,6 +287,10 @@ fn sealed_bridge_keeps_its_containers_to_themselves() {
         assert!(infos.is_empty(), "{dev} carries addresses: {addrs}");
         assert_eq!(net.node.link(&dev).unwrap()["inet6_addr_gen_mode"], "none", "{dev}");
     }
+    // A port has no IPv6 of its own at all (the bridge carries the node's, when it is a gateway).
+    for port in [host_veth(&ra), host_veth(&rb)] {
+        assert_eq!(net.node.sysctl(&format!("net.ipv6.conf.{port}.disable_ipv6")), "1", "{port}");
+    }
     let lls = net.node.link_local_addrs();
     for ll in &lls {
         assert!(!ping_link_local(&a, ll), "container reaches the node's link-local {ll}");

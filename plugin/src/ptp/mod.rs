@@ -25,18 +25,11 @@ pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, un
     let has_v6 = plan.container_addrs.iter().any(|a| a.addr().is_ipv6());
     sysctl::enable_forwarding(has_v4, has_v6)?;
     let (host, container) = veth::create_pair(&ctx.node, att, undo, None, has_v6).await?;
+    apply::configure(&ctx.node, att, &plan, allocated, &host, &container).await?;
     if has_v6 {
-        apply::configure(&ctx.node, att, &plan, allocated, &host, &container).await?;
         // The node end must not learn routes from router advertisements a container sends
-        // (plugins#484): the reference sets the same.
+        // (plugins#484): the reference sets the same. (Without IPv6 there is none to learn.)
         sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", host.name), "0")?;
-    } else {
-        // No IPv6 on the node end of an IPv4-only attachment: no router advertisement to learn
-        // from, and not one IPv6 route in the node's table for it (each would be walked on every
-        // link change of the node, see `veth::create_pair`). Before the container end brings the
-        // carrier, which is when IPv6 would configure the link.
-        sysctl::ensure(&format!("net/ipv6/conf/{}/disable_ipv6", host.name), "1")?;
-        apply::configure(&ctx.node, att, &plan, allocated, &host, &container).await?;
     }
     if att.conf.ip_masq {
         undo.masq = true;
