@@ -6,6 +6,7 @@ use crate::machine::Machine;
 use crate::metrics::{Metrics, Val};
 use crate::opts::Opts;
 use crate::stats::summarize;
+use crate::stats::thousands;
 use crate::{cri, ipam, parallel};
 use std::fmt::Write as _;
 
@@ -131,18 +132,6 @@ fn rows(opts: &Opts) -> Vec<Row> {
         row("binary size: bridge / tether", "size/bridge", Mb, Peak, &[]),
         row("binary size: host-local / tether-ipam", "size/ipam", Mb, Peak, &[]),
     ]
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn fmt(unit: Unit, v: f64) -> String {

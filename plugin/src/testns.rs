@@ -74,12 +74,5 @@ pub fn json(program: &str, args: &[&str]) -> serde_json::Value {
 
 /// The IPv6 link-local addresses of `dev`.
 pub fn link_locals(dev: &str) -> Vec<String> {
-    let doc = json("ip", &["-6", "addr", "show", "dev", dev]);
-    doc.as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["scope"] == "link")
-        .filter_map(|a| a["local"].as_str().map(str::to_string))
-        .collect()
+    tether_tests::netns::link_locals_of(&json("ip", &["-6", "addr", "show", "dev", dev]))
 }

@@ -163,14 +163,7 @@ impl Netns {
     /// Every IPv6 link-local address in the namespace (without prefix).
     #[track_caller]
     pub fn link_local_addrs(&self) -> Vec<String> {
-        let doc = self.ip_json(&["-6", "addr", "show"]);
-        doc.as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-            .filter(|a| a["scope"] == "link")
-            .filter_map(|a| a["local"].as_str().map(str::to_string))
-            .collect()
+        link_locals_of(&self.ip_json(&["-6", "addr", "show"]))
     }
 
     /// Routes of one family (`4` or `6`) in the main table, as JSON objects.
@@ -436,6 +429,17 @@ fn is_link_local_route(line: &str) -> bool {
         first => first,
     };
     dst.is_some_and(|d| d.starts_with("fe80:"))
+}
+
+/// The IPv6 link-local addresses (without prefix) of an `ip -j -6 addr show` document.
+pub fn link_locals_of(doc: &Value) -> Vec<String> {
+    doc.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["scope"] == "link")
+        .filter_map(|a| a["local"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The scope-global addresses of an `ip -j addr show` document, as `addr/prefix`.

@@ -5,7 +5,7 @@ use super::{key, sizes, total_key, KINDS};
 use crate::cni::{Kind, Side};
 use crate::metrics::{Metrics, Val};
 use crate::opts::Opts;
-use crate::stats::summarize;
+use crate::stats::{summarize, thousands};
 use std::fmt::Write as _;
 
 fn median(m: &Metrics, key: &str, side: Side) -> Result<f64, String> {
@@ -33,18 +33,6 @@ fn shown(v: &Result<f64, String>) -> String {
         Err(e) if e == "not run" => "—".into(),
         Err(e) => format!("n/a ({})", e.chars().take(70).collect::<String>().replace('|', "\\|")),
     }
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The rows of one kind's table: (label, metric name at each B, side).
