@@ -78,9 +78,7 @@ async fn rollback(ctx: &Context, att: &Attachment<'_>, undo: Undo) -> Vec<Error>
     let mut errors = ctx.firewall.remove(att.owner(), undo.masq, undo.spoofchk);
     if let Some(name) = undo.host_veth {
         match ctx.node.delete_link(&name).await {
-            Err(cause) if !cause.is_not_found() => {
-                errors.push(Error::Kernel { doing: format!("delete {name}"), cause })
-            }
+            Err(cause) if !cause.is_not_found() => errors.push(Error::kernel(format!("delete {name}"), cause)),
             _ => {}
         }
     }

@@ -1,6 +1,8 @@
 //! One invocation's working set, built once by the verb (`add`, `del`, `check`, `gc`) and
-//! handed to everything it calls: the async runtime, the node's route-netlink connection, the
-//! container's when the verb has a namespace, and the firewall (one nftables connection).
+//! handed to everything it calls: the async runtime, the node's route-netlink connection
+//! (`connect_in` opens the container's, when the verb has a namespace), and the firewall (one
+//! nftables connection, for ADD and CHECK: DEL and GC run theirs apart from the context, so that
+//! a context that cannot be built stops none of their other steps).
 //!
 //! The runtime is current-thread only, so every task runs on the main thread and a namespace
 //! switch (which is per thread) can never leak into another task. Every socket is opened in the

@@ -34,10 +34,10 @@ pub fn del(request: &Request) -> Result<()> {
     let inv = &request.invocation;
     let owner = Owner { network: &request.config.name, container_id: &inv.container_id, ifname: &inv.ifname };
     let spoof_check = config::mode_of(&request.config) == Mode::Bridge;
-    let ctx = Context::on_node()?;
     let (links, mut errors) = std::thread::scope(|scope| {
         let firewall = scope.spawn(|| Firewall::on_node().remove(owner, true, spoof_check));
-        let links = ctx.block_on(remove_links(&ctx, request));
+        // The context inside the links' step: if it cannot be built, the other steps still run.
+        let links = Context::on_node().and_then(|ctx| ctx.block_on(remove_links(&ctx, request)));
         let errors = firewall.join().unwrap_or_else(|_| vec![Error::Internal("DEL helper thread died".into())]);
         (links, errors)
     });
@@ -102,9 +102,8 @@ async fn remove_foreign_pair(ctx: &Context, netns: &Netns, ifname: &str) -> Resu
 pub fn gc(request: &Request) -> Result<()> {
     let network = &request.config.name;
     let spoof_check = config::mode_of(&request.config) == Mode::Bridge;
-    let ctx = Context::on_node()?;
-    let mut errors = ctx.firewall.gc(network, &request.config.valid_attachments, spoof_check);
-    match ctx.block_on(remove_stale_links(&ctx, request)) {
+    let mut errors = Firewall::on_node().gc(network, &request.config.valid_attachments, spoof_check);
+    match Context::on_node().and_then(|ctx| ctx.block_on(remove_stale_links(&ctx, request))) {
         Ok(()) => {
             if let Err(e) = Ipam::of(request).run(request, Command::Gc) {
                 errors.push(e.into());

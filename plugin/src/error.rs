@@ -89,15 +89,6 @@ impl Error {
     pub fn context(self, doing: impl fmt::Display) -> Error {
         Error::Context { doing: doing.to_string(), inner: Box::new(self) }
     }
-
-    /// The kernel's errno, when this is a netlink failure (through any context).
-    pub fn errno(&self) -> Option<Errno> {
-        match self {
-            Error::Kernel { cause, .. } => cause.errno,
-            Error::Context { inner, .. } | Error::Hinted { inner, .. } => inner.errno(),
-            _ => None,
-        }
-    }
 }
 
 impl From<CniError> for Error {

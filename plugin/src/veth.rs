@@ -63,10 +63,7 @@ pub async fn create_pair(
         if e.is_exists() {
             return Err(explain_exists(node, att).await);
         }
-        return Err(Error::Kernel {
-            doing: format!("create veth pair {} / {}", att.host_veth, att.ifname()),
-            cause: e,
-        });
+        return Err(Error::kernel(format!("create veth pair {} / {}", att.host_veth, att.ifname()), e));
     }
     undo.host_veth = Some(att.host_veth.clone());
     if !node_end_ipv6 {
