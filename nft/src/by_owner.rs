@@ -4,7 +4,7 @@
 use crate::netlink::{Batch, Commit};
 use crate::objects::{self, Elem, SetRef, Table};
 use crate::owners::{shrink, slot_key, OwnerMap, MAX_SLOTS};
-use crate::state::{backoff, push_elems, wait_for_grace_period, Companion, Ctx, KEYS_PER_GET, MAX_ATTEMPTS};
+use crate::state::{backoff, push_elems, Companion, Ctx, KEYS_PER_GET, MAX_ATTEMPTS};
 use crate::NftError;
 
 /// What an attachment holds in a table, found by key.
@@ -109,12 +109,37 @@ impl Ctx<'_> {
         let mut last: Option<NftError> = None;
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt);
-            let genid = if bind { Some(self.generation()?) } else { None };
-            let holdings = match self.holdings(table, maps, sets, owner)? {
+            let mut genid = if bind { Some(self.generation()?) } else { None };
+            let mut holdings = match self.holdings(table, maps, sets, owner)? {
                 Lookup::Found(h) => h,
                 Lookup::Legacy => return self.remove_owner_by_listing(table, sets, owner, companion),
                 Lookup::NoTable => return Ok(0),
             };
+            let mut takes_all = self.holds_everything(table, sets, &holdings)?;
+            if takes_all && genid.is_none() {
+                // Dropping the table must be bound to a generation read before the state it is decided on.
+                genid = Some(self.generation()?);
+                holdings = match self.holdings(table, maps, sets, owner)? {
+                    Lookup::Found(h) => h,
+                    _ => continue,
+                };
+                takes_all = self.holds_everything(table, sets, &holdings)?;
+            }
+            if let Some(genid) = genid.filter(|_| takes_all) {
+                // The network's last attachment: its elements go with the table, in one transaction. Two (the
+                // elements, then the emptied table) made the kernel's destroy worker wait out two grace periods
+                // in a row, and the DEL with it.
+                let mut batch = Batch::new().if_generation(genid);
+                self.push_drop(&mut batch, table, companion)?;
+                match self.commit(&batch, &table.describe())? {
+                    Commit::Done => return Ok(holdings.elems.len()),
+                    Commit::Rejected { errno: libc::ERESTART, .. } => continue,
+                    Commit::Failed(fs) => return Err(self.failure(&batch, &fs[0])),
+                    Commit::Rejected { errno, detail } => {
+                        return Err(NftError::errno(self.op, table.describe(), errno, detail))
+                    }
+                }
+            }
             let mut batch = genid.map_or_else(Batch::new, |g| Batch::new().if_generation(g));
             let mut shared = false;
             for (map, run) in &holdings.runs {
@@ -138,12 +163,8 @@ impl Ctx<'_> {
             }
             if !batch.is_empty() {
                 match self.commit(&batch, &table.describe())? {
-                    Commit::Done => {
-                        wait_for_grace_period();
-                        if !bind {
-                            self.close_stranded_runs(table, &holdings.runs, digest)?;
-                        }
-                    }
+                    Commit::Done if !bind => self.close_stranded_runs(table, &holdings.runs, digest)?,
+                    Commit::Done => {}
                     // The generation moved, or a concurrent call removed or moved an entry first: read again.
                     Commit::Rejected { errno: libc::ERESTART, .. } => continue,
                     Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::ENOENT | libc::EEXIST)) => {
@@ -160,6 +181,24 @@ impl Ctx<'_> {
             return Ok(holdings.elems.len());
         }
         Err(last.unwrap_or_else(|| NftError::gave_up(self.op, table.describe())))
+    }
+
+    /// Whether `holdings` are every element of `sets`, by the counts the kernel reports (`NFTA_SET_COUNT`). False
+    /// when a set's count is not reported (6.1): [`Ctx::drop_if_empty`] decides after the removal there.
+    fn holds_everything(
+        &mut self,
+        table: &Table,
+        sets: &[&'static str],
+        holdings: &Holdings,
+    ) -> Result<bool, NftError> {
+        for &set in sets {
+            let ours = holdings.elems.iter().filter(|(s, _)| *s == set).count();
+            match self.reported_count(table.set(set))? {
+                Some(count) if count as usize == ours => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// After an unbound DEL emptied the runs of its digest (it found no other owner in them): an owner with the same

@@ -29,8 +29,8 @@
 //!   namespace for its whole life, whichever thread later uses it: open the session on a thread that is in the
 //!   namespace you mean (for the plugin: the node's), never from an async task that may migrate while switched.
 //!   `Session` is `Send`, so it may be opened, used or dropped on a helper thread.
-//! * Closing the socket (dropping the session) waits for the RCU grace period of objects a deleting transaction
-//!   on it left for the kernel to free (see *Cost*). The plugin's DEL relies on this to overlap that wait with the
+//! * Dropping the session waits, once, for the RCU grace period of the objects its deleting transactions left for
+//!   the kernel to free, then closes the socket (see *Cost*); the operations themselves do not wait. The plugin's DEL relies on this to overlap that wait with the
 //!   deletion of the link: it may run, and drop, its session on a helper thread.
 //! * Every call is synchronous.
 //! * Changes are nf_tables batch transactions: all of an operation's messages commit together or not at all.
@@ -76,8 +76,9 @@
 //! that report it (6.18 does); Debian 12's 6.1 does not, and there DEL reads the first non-empty set whole (about
 //! 0.4 ms at 1000 elements).
 //! A transaction that deletes anything makes the kernel free the objects after an RCU grace period, and the kernel
-//! waits for that when the nfnetlink socket is closed, so `masq_del`/`spoofchk_del` return after roughly one grace
-//! period (10-20 ms here; `nft delete element` pays the same).
+//! waits for that when the nfnetlink socket is closed; dropping a [`Session`] that deleted anything therefore takes
+//! roughly one grace period (10-20 ms here; `nft delete element` pays the same), once for all its deletions: a
+//! network's last DEL (elements, then the emptied table) and a bridge DEL (masquerade and spoof check) included.
 
 #![warn(missing_docs)]
 

@@ -101,6 +101,37 @@ fn check_and_del_send_no_dump() {
 }
 
 #[test]
+fn the_last_del_drops_the_table_with_its_elements_in_one_transaction() {
+    if !can_run("the_last_del_drops_the_table_with_its_elements_in_one_transaction") {
+        return;
+    }
+    let ns = Netns::new("lastdel");
+    ns.run(|| {
+        let mut setup = session();
+        setup.masq_add("net1", "c1", "eth0", &[v4(11), v6(11)], &[]).unwrap();
+        setup.masq_add("net1", "c2", "eth0", &[v4(12)], &[]).unwrap();
+        setup.spoofchk_add("net1", "c1", "eth0", "veth1", mac(1)).unwrap();
+        // Where the kernel reports set counts (6.18 does, 6.1 not), DEL knows before committing that it takes
+        // the last elements; elsewhere it commits the removal and then drops what that emptied.
+        let counts = nft::testing::kernel_reports_set_counts().unwrap();
+        let last_del_batches = if counts { 1 } else { 2 };
+
+        let mut s = session();
+        s.masq_del("net1", "c1", "eth0").unwrap();
+        assert_eq!(s.batches_sent(), 1, "a DEL that leaves another attachment only removes its own elements");
+        let mut s = session();
+        s.masq_del("net1", "c2", "eth0").unwrap();
+        assert_eq!(s.batches_sent(), last_del_batches, "the last masquerade DEL (counts reported: {counts})");
+        let mut s = session();
+        s.spoofchk_del("net1", "c1", "eth0").unwrap();
+        assert_eq!(s.batches_sent(), last_del_batches, "the last spoof-check DEL (counts reported: {counts})");
+        assert_eq!(s.batches_refused(), 0);
+    });
+    let text = ns.ruleset_text();
+    assert!(!text.contains("tether-net1"), "the network's tables are gone:\n{text}");
+}
+
+#[test]
 fn colliding_digests_never_touch_another_owners_state() {
     if !can_run("colliding_digests_never_touch_another_owners_state") {
         return;
