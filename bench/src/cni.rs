@@ -34,6 +34,15 @@ impl Side {
             Side::Floor => 'f',
         }
     }
+
+    /// Its name in `--scale-sides`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Side::Tether => "tether",
+            Side::Reference => "reference",
+            Side::Floor => "floor",
+        }
+    }
 }
 
 /// The plugin configurations of the sequential and parallel scenarios.

@@ -19,6 +19,8 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --scale-cycles N        node scale: ADD/CHECK/DEL cycles at each B (30)
   --scale-parallel N      node scale: containers brought up / drained at once (16; 0 skips it)
   --scale-kinds LIST      node scale: ptp,bridge or one of them (both)
+  --scale-sides LIST      node scale: which of tether,reference,floor run (all; fewer to see what the
+                          others' kernel work adds to a side's times)
   --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri,scale
                           (default: all but scale, which takes 7-8 minutes per kind at full size)
   --tether-dir DIR        where tether and tether-ipam are (default: this program's directory)
@@ -33,6 +35,9 @@ pub const SCENARIOS: [&str; 8] = ["ptp", "masq", "bridge", "dual", "parallel", "
 /// What a run without `--only` measures: node scale is asked for by name (`--only scale`), it takes
 /// longer than all the others together (the reference's 1,000 ADDs and DELs, four times per kind).
 pub const DEFAULT_SCENARIOS: [&str; 7] = ["ptp", "masq", "bridge", "dual", "parallel", "ipam", "cri"];
+
+/// The node-scale sides, by `--scale-sides` name.
+pub const SCALE_SIDES: [&str; 3] = ["tether", "reference", "floor"];
 
 /// The node-scale kinds, by `--scale-kinds` name.
 pub const SCALE_KINDS: [&str; 2] = ["ptp", "bridge"];
@@ -55,6 +60,7 @@ pub struct Opts {
     pub scale_cycles: usize,
     pub scale_parallel: usize,
     pub scale_kinds: Vec<String>,
+    pub scale_sides: Vec<String>,
     pub only: Vec<String>,
     pub tether_dir: Option<PathBuf>,
     pub ref_dir: PathBuf,
@@ -82,6 +88,7 @@ impl Default for Opts {
             scale_cycles: 30,
             scale_parallel: 16,
             scale_kinds: SCALE_KINDS.iter().map(|s| s.to_string()).collect(),
+            scale_sides: SCALE_SIDES.iter().map(|s| s.to_string()).collect(),
             only: DEFAULT_SCENARIOS.iter().map(|s| s.to_string()).collect(),
             tether_dir: None,
             ref_dir: PathBuf::from("/usr/lib/cni"),
@@ -150,6 +157,13 @@ impl Opts {
                         return Err(format!("--scale-kinds: unknown kind {bad} (known: {})", SCALE_KINDS.join(",")));
                     }
                 }
+                "--scale-sides" => {
+                    let list = value()?;
+                    o.scale_sides = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                    if let Some(bad) = o.scale_sides.iter().find(|s| !SCALE_SIDES.contains(&s.as_str())) {
+                        return Err(format!("--scale-sides: unknown side {bad} (known: {})", SCALE_SIDES.join(",")));
+                    }
+                }
                 "--only" => {
                     let list = value()?;
                     o.only = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -198,5 +212,7 @@ mod tests {
         assert!(!parse(&[]).unwrap().wants("scale"), "node scale is asked for by name");
         assert_eq!(parse(&["--scale-kinds", "bridge"]).unwrap().scale_kinds, vec!["bridge"]);
         assert!(parse(&["--scale-kinds", "macvlan"]).is_err());
+        assert_eq!(parse(&["--scale-sides", "tether,floor"]).unwrap().scale_sides, vec!["tether", "floor"]);
+        assert!(parse(&["--scale-sides", "cilium"]).is_err());
     }
 }

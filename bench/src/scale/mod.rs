@@ -76,7 +76,8 @@ fn run_kind(ctx: &Ctx, opts: &Opts, kind: Kind, m: &mut Metrics) {
         }
     };
     let mut sides = Vec::new();
-    for side in [Side::Tether, Side::Reference, Side::Floor] {
+    let wanted = |side: Side| opts.scale_sides.iter().any(|s| s == side.key());
+    for side in [Side::Tether, Side::Reference, Side::Floor].into_iter().filter(|s| wanted(*s)) {
         match NodeSide::new(ctx, &nsbox, kind, side, b_max + 1) {
             Ok(s) => sides.push(s),
             Err(e) => {
