@@ -66,12 +66,12 @@ pub async fn create_pair(
         return Err(Error::kernel(format!("create veth pair {} / {}", att.host_veth, att.ifname()), e));
     }
     undo.host_veth = Some(att.host_veth.clone());
-    if !node_end_ipv6 {
-        sysctl::ensure(&format!("net/ipv6/conf/{}/disable_ipv6", att.host_veth), "1")?;
-    }
+    // A node end just created holds the namespace's default (IPv6 on): written without a read.
+    // The key is missing only when the node runs no IPv6.
+    let no_ipv6_addresses =
+        !node_end_ipv6 && sysctl::set(&format!("net/ipv6/conf/{}/disable_ipv6", att.host_veth), "1")?;
     // The node end's alias and its read-back in one datagram, the container end's read at the same time.
     let mut node_side = node.batch();
-    let no_ipv6_addresses = !node_end_ipv6 && sysctl::node_has_ipv6();
     let alias = node_side.mark(&att.host_veth, &node_end_alias(att.network()), no_ipv6_addresses);
     let read_back = node_side.get_link_by_name(&att.host_veth);
     let (node_side, container) = tokio::join!(node_side.send(), att.ctr.link_by_name(att.ifname()));

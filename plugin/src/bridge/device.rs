@@ -116,8 +116,11 @@ pub async fn ensure_bridge(nl: &Netlink, conf: &BridgeConf, mtu: Option<u32>, gr
         br.group = update.group.unwrap_or(br.group);
     }
     // The node must not learn addresses or routes from router advertisements containers send
-    // (the reference sets the same); on a sealed bridge that would break the isolation.
-    sysctl::ensure(&format!("net/ipv6/conf/{name}/accept_ra"), "0")?;
+    // (the reference sets the same); on a sealed bridge that would break the isolation. Read from
+    // the link (no accept_ra: no IPv6 on the bridge, nothing to learn).
+    if br.accept_ra.is_some_and(|ra| ra != 0) {
+        sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0")?;
+    }
     Ok(br)
 }
 
@@ -202,6 +205,7 @@ mod tests {
             peer_netnsid: None,
             addr_gen_mode: Some(1),
             arp_ignore: Some(8),
+            accept_ra: Some(0),
             port_state: None,
             vlan_filtering: Some(false),
             vlan_default_pvid: Some(1),

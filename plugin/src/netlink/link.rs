@@ -43,6 +43,9 @@ pub struct Link {
     pub addr_gen_mode: Option<u8>,
     /// IPv4 `arp_ignore` of the link.
     pub arp_ignore: Option<i32>,
+    /// IPv6 `accept_ra` of the link, when IPv6 is on (read here rather than from `/proc/sys`, see
+    /// [`crate::sysctl`]).
+    pub accept_ra: Option<i32>,
     /// Bridge port state (`IFLA_BRPORT_STATE`) when the link is a bridge port.
     pub port_state: Option<u8>,
     /// A bridge's `vlan_filtering`.
@@ -67,6 +70,7 @@ impl Link {
             peer_netnsid: None,
             addr_gen_mode: None,
             arp_ignore: None,
+            accept_ra: None,
             port_state: None,
             vlan_filtering: None,
             vlan_default_pvid: None,
@@ -86,8 +90,10 @@ impl Link {
                         match spec {
                             AfSpecUnspec::Inet6(inet6) => {
                                 for a in inet6 {
-                                    if let AfSpecInet6::AddrGenMode(mode) = a {
-                                        link.addr_gen_mode = Some(u8::from(&mode));
+                                    match a {
+                                        AfSpecInet6::AddrGenMode(mode) => link.addr_gen_mode = Some(u8::from(&mode)),
+                                        AfSpecInet6::DevConf(conf) => link.accept_ra = Some(conf.accept_ra),
+                                        _ => {}
                                     }
                                 }
                             }

@@ -26,10 +26,10 @@ pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, un
     sysctl::enable_forwarding(has_v4, has_v6)?;
     let (host, container) = veth::create_pair(&ctx.node, att, undo, None, has_v6).await?;
     apply::configure(&ctx.node, att, &plan, allocated, &host, &container).await?;
-    if has_v6 {
+    if has_v6 && host.accept_ra.is_some_and(|ra| ra != 0) {
         // The node end must not learn routes from router advertisements a container sends
         // (plugins#484): the reference sets the same. (Without IPv6 there is none to learn.)
-        sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", host.name), "0")?;
+        sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", host.name), "0")?;
     }
     if att.conf.ip_masq {
         undo.masq = true;
