@@ -84,6 +84,7 @@
 
 mod by_owner;
 mod error;
+mod grace;
 mod interval;
 mod isolate;
 mod masq;

@@ -609,10 +609,10 @@ impl Conn {
     }
 
     /// Wait for the grace period of what this socket's transactions deleted, if any is pending: once, however
-    /// many deleting transactions came before ([`crate::state::wait_for_grace_period`] says why).
+    /// many deleting transactions came before ([`crate::grace::wait_for_grace_period`] says why).
     pub(crate) fn settle(&mut self) {
         if std::mem::take(&mut self.frees_pending) {
-            crate::state::wait_for_grace_period();
+            crate::grace::wait_for_grace_period();
         }
     }
 
