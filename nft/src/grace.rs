@@ -4,10 +4,10 @@
 const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
 
 /// Wait for an RCU grace period without holding any nftables lock, after commits that deleted
-/// objects: once per socket, when it is about to close (`Conn::settle`), however many deleting
-/// commits it made (a bridge DEL's masquerade and spoof-check removals; on kernels without set
-/// counts a network's last DEL, its elements and then the emptied table). Waiting after each commit
-/// made such a DEL pay the grace periods one after another.
+/// objects (`Conn::settle`): right after a DEL's element removal, and for whatever is still pending
+/// (a table dropped, the last DEL's one transaction) when the socket is about to close, so a DEL
+/// that removes elements and then drops the emptied table (kernels without set counts) waits once
+/// for both.
 ///
 /// Why: a deleting commit queues the objects on nf_tables' global destroy list, freed by a worker
 /// after a grace period. When any NETLINK_NETFILTER socket is released and that list is not empty,

@@ -11,9 +11,9 @@ use crate::NftError;
 /// socket stays in that namespace whichever thread uses it later, so a `Session` may move to another thread
 /// (it is `Send`). Operations are synchronous; `&mut self` serialises them.
 ///
-/// Operations that delete return without waiting for the kernel to free what they deleted. Dropping the session
-/// waits once, for all of them, for the RCU grace period the kernel frees them after, then closes the socket (see
-/// the crate documentation, *Cost*): drop it where that wait may overlap other work.
+/// Dropping the session waits for the RCU grace period of anything its transactions deleted that nobody waited for
+/// yet (a dropped table), then closes the socket (see the crate documentation, *Cost*): drop it where that wait may
+/// overlap other work.
 #[derive(Debug)]
 pub struct Session {
     pub(crate) conn: Conn,

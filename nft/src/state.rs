@@ -48,6 +48,11 @@ impl<'s> Ctx<'s> {
         self.conn.commit(batch).map_err(|e| self.wire(what, e))
     }
 
+    /// Wait now for the grace period of what this session's commits deleted ([`Conn::settle`]).
+    pub(crate) fn settle(&mut self) {
+        self.conn.settle();
+    }
+
     /// The current ruleset generation, for [`Batch::if_generation`].
     pub(crate) fn generation(&mut self) -> Result<u32, NftError> {
         match self.conn.generation().map_err(|e| self.wire("ruleset generation", e))? {
@@ -397,7 +402,10 @@ impl<'s> Ctx<'s> {
                 return Ok((0, true));
             }
             match self.commit(&batch, &table.describe())? {
-                Commit::Done => return Ok((removed, true)),
+                Commit::Done => {
+                    self.settle();
+                    return Ok((removed, true));
+                }
                 // The generation moved (ERESTART) or a concurrent call removed something first: read again.
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
                 Commit::Failed(fs) if fs.iter().all(|f| f.errno == libc::ENOENT) => {
