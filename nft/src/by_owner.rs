@@ -163,10 +163,8 @@ impl Ctx<'_> {
             }
             if !batch.is_empty() {
                 match self.commit(&batch, &table.describe())? {
-                    // The grace period is waited out here, not only when the session closes: without this wait,
-                    // parallel DELs of owners that share a digest strand an owner entry now and then
-                    // (nft/tests/by_key.rs `colliding_owners_coming_and_going_in_parallel_lose_nothing`: 2 of 40
-                    // runs, 0 of 60 with it). Why is not found yet; the network's last DEL (above) needs no wait.
+                    // Waited out now, so the socket's close finds nothing left to flush (crate::grace); only the
+                    // network's last DEL (above) leaves it to the close.
                     Commit::Done if !bind => {
                         self.settle();
                         self.close_stranded_runs(table, &holdings.runs, digest)?;
