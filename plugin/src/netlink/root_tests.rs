@@ -240,8 +240,15 @@ fn link_state_is_current_right_after_the_container_end_comes_up() {
 fn a_seeded_neighbour_is_stale_with_the_given_mac() {
     in_new_netns("a_seeded_neighbour_is_stale_with_the_given_mac", |nl| async move {
         let ctr_ns = new_netns();
+        let ctr = connect_in(&ctr_ns);
         nl.create_veth(&spec("vethnlt7", "eth0", &ctr_ns)).await.unwrap();
         let host = nl.link_by_name("vethnlt7").await.unwrap().unwrap();
+        // Both ends up first, as ptp seeds them: on a pair left without carrier, the kernel's deferred carrier-off
+        // event (linkwatch, up to a second after creation before 6.8) flushes the device's neighbours, which made
+        // this test fail now and then on 6.1.
+        let eth0 = ctr.link_by_name("eth0").await.unwrap().unwrap();
+        nl.set_up(host.index).await.unwrap();
+        ctr.set_up(eth0.index).await.unwrap();
         let mac = [0x02, 0x7e, 0, 0, 0, 7];
         nl.seed_neighbour(host.index, "fd7e:7e7e:7::2".parse().unwrap(), &mac).await.unwrap();
         // Seeding again replaces, it does not fail.
