@@ -132,7 +132,10 @@ impl Ctx<'_> {
                 let mut batch = Batch::new().if_generation(genid);
                 self.push_drop(&mut batch, table, companion)?;
                 match self.commit(&batch, &table.describe())? {
-                    Commit::Done => return Ok(holdings.elems.len()),
+                    Commit::Done => {
+                        self.settle();
+                        return Ok(holdings.elems.len());
+                    }
                     Commit::Rejected { errno: libc::ERESTART, .. } => continue,
                     Commit::Failed(fs) => return Err(self.failure(&batch, &fs[0])),
                     Commit::Rejected { errno, detail } => {
@@ -163,8 +166,7 @@ impl Ctx<'_> {
             }
             if !batch.is_empty() {
                 match self.commit(&batch, &table.describe())? {
-                    // Waited out now, so the socket's close finds nothing left to flush (crate::grace); only the
-                    // network's last DEL (above) leaves it to the close.
+                    // Waited out now, so the socket's close finds nothing left to flush (crate::grace).
                     Commit::Done if !bind => {
                         self.settle();
                         self.close_stranded_runs(table, &holdings.runs, digest)?;

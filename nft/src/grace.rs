@@ -4,10 +4,10 @@
 const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
 
 /// Wait for an RCU grace period without holding any nftables lock, after commits that deleted
-/// objects (`Conn::settle`): right after a DEL's element removal, and for whatever is still pending
-/// (a table dropped, the last DEL's one transaction) when the socket is about to close, so a DEL
-/// that removes elements and then drops the emptied table (kernels without set counts) waits once
-/// for both.
+/// objects (`Conn::settle`): right after each deleting commit, and, should one be left pending, before
+/// the socket closes. What made a network's last DEL pay two grace periods was its two commits (the
+/// elements, then the emptied table), each run of the kernel's destroy worker waiting its own; where
+/// the kernel reports set counts it is one commit now (`by_owner.rs`).
 ///
 /// Why: a deleting commit queues the objects on nf_tables' global destroy list, freed by a worker
 /// after a grace period. When any NETLINK_NETFILTER socket is released and that list is not empty,

@@ -29,8 +29,7 @@
 //!   namespace for its whole life, whichever thread later uses it: open the session on a thread that is in the
 //!   namespace you mean (for the plugin: the node's), never from an async task that may migrate while switched.
 //!   `Session` is `Send`, so it may be opened, used or dropped on a helper thread.
-//! * Deleting operations wait for the RCU grace period of what they deleted, the network's last DEL and a table
-//!   drop only when the session is dropped, before its socket closes (see *Cost*). The plugin's DEL relies on this to overlap that wait with the
+//! * Deleting operations wait for the RCU grace period of what they deleted before they return (see *Cost*). The plugin's DEL relies on this to overlap that wait with the
 //!   deletion of the link: it may run, and drop, its session on a helper thread.
 //! * Every call is synchronous.
 //! * Changes are nf_tables batch transactions: all of an operation's messages commit together or not at all.
@@ -76,7 +75,7 @@
 //! that report it (6.18 does); Debian 12's 6.1 does not, and there DEL reads the first non-empty set whole (about
 //! 0.4 ms at 1000 elements).
 //! A transaction that deletes anything makes the kernel free the objects after an RCU grace period, and the kernel
-//! waits for that when the nfnetlink socket is closed; a DEL (`masq_del`, `spoofchk_del`, or dropping the session after it) takes
+//! waits for that when the nfnetlink socket is closed; a DEL (`masq_del`, `spoofchk_del`) waits for it and takes
 //! roughly one grace period (10-20 ms here; `nft delete element` pays the same). A network's last DEL removes its
 //! elements and the table in one transaction where the kernel reports set counts, and so waits once.
 

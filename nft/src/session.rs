@@ -11,9 +11,8 @@ use crate::NftError;
 /// socket stays in that namespace whichever thread uses it later, so a `Session` may move to another thread
 /// (it is `Send`). Operations are synchronous; `&mut self` serialises them.
 ///
-/// Dropping the session waits for the RCU grace period of anything its transactions deleted that nobody waited for
-/// yet (a dropped table), then closes the socket (see the crate documentation, *Cost*): drop it where that wait may
-/// overlap other work.
+/// Operations that delete wait for the RCU grace period of what they deleted before they return, so that closing
+/// the socket (dropping the session) finds nothing left to flush (see the crate documentation, *Cost*).
 #[derive(Debug)]
 pub struct Session {
     pub(crate) conn: Conn,

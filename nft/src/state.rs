@@ -278,6 +278,7 @@ impl<'s> Ctx<'s> {
             match self.commit(&batch, &table.describe())? {
                 Commit::Done => {
                     log::debug!("{}: dropped the emptied {}", self.op, table.describe());
+                    self.settle();
                     return Ok(true);
                 }
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
