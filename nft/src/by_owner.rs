@@ -1,6 +1,7 @@
 //! CHECK and DEL by key: what an attachment holds in a table, looked up through the owner maps
 //! ([`crate::owners`]), and its removal.
 
+use crate::grace::wait_for_grace_period;
 use crate::netlink::{Batch, Commit};
 use crate::objects::{self, Elem, SetRef, Table};
 use crate::owners::{shrink, slot_key, OwnerMap, MAX_SLOTS};
@@ -133,7 +134,7 @@ impl Ctx<'_> {
                 self.push_drop(&mut batch, table, companion)?;
                 match self.commit(&batch, &table.describe())? {
                     Commit::Done => {
-                        self.settle();
+                        wait_for_grace_period();
                         return Ok(holdings.elems.len());
                     }
                     Commit::Rejected { errno: libc::ERESTART, .. } => continue,
@@ -166,12 +167,12 @@ impl Ctx<'_> {
             }
             if !batch.is_empty() {
                 match self.commit(&batch, &table.describe())? {
-                    // Waited out now, so the socket's close finds nothing left to flush (crate::grace).
-                    Commit::Done if !bind => {
-                        self.settle();
-                        self.close_stranded_runs(table, &holdings.runs, digest)?;
+                    Commit::Done => {
+                        wait_for_grace_period();
+                        if !bind {
+                            self.close_stranded_runs(table, &holdings.runs, digest)?;
+                        }
                     }
-                    Commit::Done => self.settle(),
                     // The generation moved, or a concurrent call removed or moved an entry first: read again.
                     Commit::Rejected { errno: libc::ERESTART, .. } => continue,
                     Commit::Failed(fs) if fs.iter().all(|f| matches!(f.errno, libc::ENOENT | libc::EEXIST)) => {

@@ -3,11 +3,10 @@
 /// `MEMBARRIER_CMD_GLOBAL` (linux/membarrier.h): the kernel runs `synchronize_rcu()` and returns.
 const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
 
-/// Wait for an RCU grace period without holding any nftables lock, after commits that deleted
-/// objects (`Conn::settle`): right after each deleting commit, and, should one be left pending, before
-/// the socket closes. What made a network's last DEL pay two grace periods was its two commits (the
-/// elements, then the emptied table), each run of the kernel's destroy worker waiting its own; where
-/// the kernel reports set counts it is one commit now (`by_owner.rs`).
+/// Wait for an RCU grace period without holding any nftables lock, right after a DEL's commit that
+/// deleted objects. A network's last DEL paid two of them while it committed twice (the elements,
+/// then the emptied table), each run of the kernel's destroy worker waiting its own; where the kernel
+/// reports set counts it is one commit now (`by_owner.rs`).
 ///
 /// Why: a deleting commit queues the objects on nf_tables' global destroy list, freed by a worker
 /// after a grace period. When any NETLINK_NETFILTER socket is released and that list is not empty,

@@ -29,7 +29,8 @@
 //!   namespace for its whole life, whichever thread later uses it: open the session on a thread that is in the
 //!   namespace you mean (for the plugin: the node's), never from an async task that may migrate while switched.
 //!   `Session` is `Send`, so it may be opened, used or dropped on a helper thread.
-//! * Deleting operations wait for the RCU grace period of what they deleted before they return (see *Cost*). The plugin's DEL relies on this to overlap that wait with the
+//! * Closing the socket (dropping the session) waits for the RCU grace period of objects a deleting transaction
+//!   on it left for the kernel to free (see *Cost*). The plugin's DEL relies on this to overlap that wait with the
 //!   deletion of the link: it may run, and drop, its session on a helper thread.
 //! * Every call is synchronous.
 //! * Changes are nf_tables batch transactions: all of an operation's messages commit together or not at all.

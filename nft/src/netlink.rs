@@ -96,12 +96,6 @@ impl Msg {
         Msg { buf, overflow: false }
     }
 
-    /// Whether this message deletes an object (the deletions this crate sends: tables and set elements).
-    fn deletes(&self) -> bool {
-        let msg_type = u16::from_ne_bytes([self.buf[4], self.buf[5]]);
-        msg_type == nft_type(NFT_MSG_DELTABLE) || msg_type == nft_type(NFT_MSG_DELSETELEM)
-    }
-
     fn add_flags(&mut self, flags: u16) {
         let cur = u16::from_ne_bytes([self.buf[6], self.buf[7]]);
         self.buf[6..8].copy_from_slice(&(cur | flags).to_ne_bytes());
@@ -374,8 +368,6 @@ pub mod fuzzing {
 pub(crate) struct Batch {
     msgs: Vec<(Msg, String)>,
     genid: Option<u32>,
-    /// Whether a message deletes an object, which the kernel frees after an RCU grace period.
-    deletes: bool,
 }
 
 impl Batch {
@@ -392,7 +384,6 @@ impl Batch {
 
     /// Append `msg`; returns its index, which [`Failure::index`] refers to.
     pub(crate) fn push(&mut self, msg: Msg, object: String) -> usize {
-        self.deletes |= msg.deletes();
         self.msgs.push((msg, object));
         self.msgs.len() - 1
     }
@@ -461,15 +452,6 @@ pub(crate) struct Conn {
     /// Transactions sent so far, and those of them the kernel aborted ([`Conn::batches_sent`]).
     batches: u64,
     aborted: u64,
-    /// A committed transaction deleted objects whose grace period nobody has waited for ([`Conn::settle`]).
-    frees_pending: bool,
-}
-
-/// The wait comes before the socket closes, so the kernel finds nothing left to flush in `close`.
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.settle();
-    }
 }
 
 impl std::fmt::Debug for Conn {
@@ -487,7 +469,7 @@ impl Conn {
         // optional: old kernels without them still work.
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_ext_ack(true);
-        Ok(Conn { sock, seq: 0, buf: vec![0; RECV_BUF], dumps: 0, batches: 0, aborted: 0, frees_pending: false })
+        Ok(Conn { sock, seq: 0, buf: vec![0; RECV_BUF], dumps: 0, batches: 0, aborted: 0 })
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -566,10 +548,8 @@ impl Conn {
         loop {
             let len = self.recv()?;
             if let Some(commit) = verdict.absorb(&self.buf[..len])? {
-                match commit {
-                    Commit::Failed(_) => self.aborted += 1,
-                    Commit::Done => self.frees_pending |= batch.deletes,
-                    Commit::Rejected { .. } => {}
+                if matches!(commit, Commit::Failed(_)) {
+                    self.aborted += 1;
                 }
                 return Ok(commit);
             }
@@ -608,14 +588,6 @@ impl Conn {
         self.request(msg, false)
     }
 
-    /// Wait for the grace period of what this socket's transactions deleted, if any is pending: once, however
-    /// many deleting transactions came before ([`crate::grace::wait_for_grace_period`] says why).
-    pub(crate) fn settle(&mut self) {
-        if std::mem::take(&mut self.frees_pending) {
-            crate::grace::wait_for_grace_period();
-        }
-    }
-
     /// How many dump requests this socket has sent.
     pub(crate) fn dumps_sent(&self) -> u64 {
         self.dumps
@@ -642,19 +614,6 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_batch_knows_whether_it_deletes() {
-        let mut batch = Batch::new();
-        batch.push(Msg::new(NFT_MSG_NEWTABLE, 1, NLM_F_CREATE), "t".into());
-        batch.push(Msg::new(NFT_MSG_NEWSETELEM, 1, 0), "s".into());
-        assert!(!batch.deletes, "creating and adding frees nothing");
-        batch.push(Msg::new(NFT_MSG_DELSETELEM, 1, 0), "s".into());
-        assert!(batch.deletes);
-        let mut batch = Batch::new();
-        batch.push(Msg::new(NFT_MSG_DELTABLE, 1, 0), "t".into());
-        assert!(batch.deletes);
-    }
 
     #[test]
     fn header_and_nfgenmsg() {

@@ -11,8 +11,9 @@ use crate::NftError;
 /// socket stays in that namespace whichever thread uses it later, so a `Session` may move to another thread
 /// (it is `Send`). Operations are synchronous; `&mut self` serialises them.
 ///
-/// Operations that delete wait for the RCU grace period of what they deleted before they return, so that closing
-/// the socket (dropping the session) finds nothing left to flush (see the crate documentation, *Cost*).
+/// Dropping the session closes the socket, and closing waits for the RCU grace period of anything a transaction
+/// on it deleted that the kernel has not freed yet (see the crate documentation, *Cost*): drop it where that wait
+/// may overlap other work.
 #[derive(Debug)]
 pub struct Session {
     pub(crate) conn: Conn,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::grace::wait_for_grace_period;
 use crate::netlink::{Batch, Commit, Conn, Dump, Failure, KernelError, Msg, WireError};
 use crate::objects::{self, Elem, SetRef, Table};
 use crate::owners::{self, OwnerMap};
@@ -46,11 +47,6 @@ impl<'s> Ctx<'s> {
     /// Apply `batch`. `what` names the transaction in errors that are not tied to one message.
     pub(crate) fn commit(&mut self, batch: &Batch, what: &str) -> Result<Commit, NftError> {
         self.conn.commit(batch).map_err(|e| self.wire(what, e))
-    }
-
-    /// Wait now for the grace period of what this session's commits deleted ([`Conn::settle`]).
-    pub(crate) fn settle(&mut self) {
-        self.conn.settle();
     }
 
     /// The current ruleset generation, for [`Batch::if_generation`].
@@ -278,7 +274,7 @@ impl<'s> Ctx<'s> {
             match self.commit(&batch, &table.describe())? {
                 Commit::Done => {
                     log::debug!("{}: dropped the emptied {}", self.op, table.describe());
-                    self.settle();
+                    wait_for_grace_period();
                     return Ok(true);
                 }
                 Commit::Rejected { errno: libc::ERESTART, .. } => {}
@@ -404,7 +400,7 @@ impl<'s> Ctx<'s> {
             }
             match self.commit(&batch, &table.describe())? {
                 Commit::Done => {
-                    self.settle();
+                    wait_for_grace_period();
                     return Ok((removed, true));
                 }
                 // The generation moved (ERESTART) or a concurrent call removed something first: read again.
