@@ -49,9 +49,35 @@ impl Ctx<'_> {
         Ok(run)
     }
 
-    /// What `owner` holds in `table`: the runs of its digest in `maps`, and the elements their entries name whose
-    /// comment is `owner`'s. `sets` are the table's looked-up sets (to tell an old table from none).
+    /// What `owner` holds in `table`, as one state of the ruleset, and the generation of that state.
+    ///
+    /// The kernel answers element lookups without the commit lock (`NFT_MSG_GETSETELEM` is an RCU call in
+    /// nfnetlink), so a commit landing during our lookups can show some keys before it and some after, or none of
+    /// a key it moves (its deletion done, its re-addition not yet active): a run then looks cut short. A DEL that
+    /// read such a run found none of its owner's entries and removed nothing (a colliding-digest run, about one
+    /// test run in 40). Read between two equal generations, the lookup is of one state; a commit bound to that
+    /// generation acts on exactly that state.
     pub(crate) fn holdings(
+        &mut self,
+        table: &Table,
+        maps: &[OwnerMap],
+        sets: &[&'static str],
+        owner: &str,
+    ) -> Result<(Lookup, u32), NftError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            backoff(attempt);
+            let before = self.generation()?;
+            let lookup = self.read_holdings(table, maps, sets, owner)?;
+            if self.generation()? == before {
+                return Ok((lookup, before));
+            }
+        }
+        Err(NftError::gave_up(self.op, table.describe()))
+    }
+
+    /// The runs of `owner`'s digest in `maps`, and the elements their entries name whose comment is `owner`'s, as
+    /// read (see [`Ctx::holdings`]). `sets` are the table's looked-up sets (to tell an old table from none).
+    fn read_holdings(
         &mut self,
         table: &Table,
         maps: &[OwnerMap],
@@ -102,35 +128,21 @@ impl Ctx<'_> {
         owner: &str,
         companion: Option<&Companion>,
     ) -> Result<usize, NftError> {
-        // Not bound to the generation (parallel DELs would restart each other), except when the owner's digest is
-        // shared (the run holds other owners' entries): then the run must not change between our read and our
-        // commit, since entries may move and a concurrent ADD of theirs appends after what we read.
         let digest = (self.digest)(owner);
-        let mut bind = false;
         let mut last: Option<NftError> = None;
         for attempt in 0..MAX_ATTEMPTS {
             backoff(attempt);
-            let mut genid = if bind { Some(self.generation()?) } else { None };
-            let mut holdings = match self.holdings(table, maps, sets, owner)? {
+            let (lookup, read_at) = self.holdings(table, maps, sets, owner)?;
+            let holdings = match lookup {
                 Lookup::Found(h) => h,
                 Lookup::Legacy => return self.remove_owner_by_listing(table, sets, owner, companion),
                 Lookup::NoTable => return Ok(0),
             };
-            let mut takes_all = self.holds_everything(table, sets, owner, &holdings)?;
-            if takes_all && genid.is_none() {
-                // Dropping the table must be bound to a generation read before the state it is decided on.
-                genid = Some(self.generation()?);
-                holdings = match self.holdings(table, maps, sets, owner)? {
-                    Lookup::Found(h) => h,
-                    _ => continue,
-                };
-                takes_all = self.holds_everything(table, sets, owner, &holdings)?;
-            }
-            if let Some(genid) = genid.filter(|_| takes_all) {
-                // The network's last attachment: its elements go with the table, in one transaction. Two (the
-                // elements, then the emptied table) made the kernel's destroy worker wait out two grace periods
-                // in a row, and the DEL with it.
-                let mut batch = Batch::new().if_generation(genid);
+            if self.holds_everything(table, sets, owner, &holdings)? {
+                // The network's last attachment: its elements go with the table, in one transaction bound to the
+                // state they were read from. Two (the elements, then the emptied table) made the kernel's destroy
+                // worker wait out two grace periods in a row, and the DEL with it.
+                let mut batch = Batch::new().if_generation(read_at);
                 self.push_drop(&mut batch, table, companion)?;
                 match self.commit(&batch, &table.describe())? {
                     Commit::Done => {
@@ -144,17 +156,15 @@ impl Ctx<'_> {
                     }
                 }
             }
-            let mut batch = genid.map_or_else(Batch::new, |g| Batch::new().if_generation(g));
-            let mut shared = false;
+            // Not bound to the generation (parallel DELs would restart each other), except when the owner's digest
+            // is shared (the runs hold other owners' entries): then the runs must not change between our read and
+            // our commit, since entries may move and a concurrent ADD of theirs appends after what we read.
+            let shared = holdings.runs.iter().flat_map(|(_, run)| run).any(|e| e.comment.as_deref() != Some(owner));
+            let mut batch = if shared { Batch::new().if_generation(read_at) } else { Batch::new() };
             for (map, run) in &holdings.runs {
                 let change = shrink(run, |e| e.comment.as_deref() == Some(owner));
-                shared |= run.iter().any(|e| e.comment.as_deref() != Some(owner));
                 push_elems(&mut batch, table.set(map), &change.del, objects::del_elems);
                 push_elems(&mut batch, table.set(map), &change.add, |s, c| objects::add_elems(s, c, true));
-            }
-            if shared && !bind {
-                bind = true;
-                continue;
             }
             for set in sets {
                 let doomed: Vec<Elem> = holdings
@@ -169,7 +179,7 @@ impl Ctx<'_> {
                 match self.commit(&batch, &table.describe())? {
                     Commit::Done => {
                         wait_for_grace_period();
-                        if !bind {
+                        if !shared {
                             self.close_stranded_runs(table, &holdings.runs, digest)?;
                         }
                     }

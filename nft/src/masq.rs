@@ -620,7 +620,7 @@ impl Session {
         let table = table(OP, network)?;
         let owner = names::owner(OP, container_id, ifname)?;
         let mut ctx = self.ctx(OP);
-        let mut out: Vec<IpAddr> = match ctx.holdings(&table, &OWNER_MAPS, &MASQ_SETS, &owner)? {
+        let mut out: Vec<IpAddr> = match ctx.holdings(&table, &OWNER_MAPS, &MASQ_SETS, &owner)?.0 {
             Lookup::Found(h) => h.elems.iter().filter_map(|(_, e)| addr_of(&e.key)).collect(),
             Lookup::NoTable => Vec::new(),
             // A table of a release before owner maps: list the sets.

@@ -314,7 +314,7 @@ impl Session {
         let table = table(OP, network)?;
         let owner = names::owner(OP, container_id, ifname)?;
         let mut ctx = self.ctx(OP);
-        let elems: Vec<Elem> = match ctx.holdings(&table, &OWNER_MAPS, &SETS, &owner)? {
+        let elems: Vec<Elem> = match ctx.holdings(&table, &OWNER_MAPS, &SETS, &owner)?.0 {
             Lookup::Found(h) => h.elems.into_iter().filter(|(set, _)| *set == ALLOWED).map(|(_, e)| e).collect(),
             Lookup::NoTable => Vec::new(),
             // A table of a release before owner maps: list the set.

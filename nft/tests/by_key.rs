@@ -301,6 +301,7 @@ fn colliding_owners_coming_and_going_in_parallel_lose_nothing() {
                         s.masq_add("net1", &id, "eth0", &[v4(10 + t)], &[]).unwrap();
                         assert_eq!(s.masq_list("net1", &id, "eth0").unwrap(), ips(&[v4(10 + t)]), "{id}");
                         s.masq_del("net1", &id, "eth0").unwrap();
+                        assert_eq!(s.masq_list("net1", &id, "eth0").unwrap(), ips(&[]), "{id} after its DEL");
                         assert_eq!(s.masq_list("net1", &keep, "eth0").unwrap(), ips(&[v4(100 + t)]), "{keep}");
                     }
                 })
