@@ -2,8 +2,10 @@
 //!
 //! * [`Msg`] builds one message (netlink header, `nfgenmsg`, attributes, nested attributes).
 //! * [`Batch`] wraps messages in `NFNL_MSG_BATCH_BEGIN`/`END`: the kernel applies them as one transaction, all
-//!   or nothing. Every message carries `NLM_F_ACK`, and [`Conn::commit`] waits for every ACK, so each failure is
-//!   reported with its errno against the message (and object) that caused it.
+//!   or nothing. Every message carries `NLM_F_ACK`, and [`Conn::commit`] collects every ACK, so each failure is
+//!   reported with its errno against the message (and object) that caused it. The kernel answers a batch inside
+//!   the `sendmsg` that carries it, so once the socket is empty it has said all it will: a batch it refused whole
+//!   after a replay gets one error and no ACKs (see [`CommitReplies::unanswered`]).
 //! * [`Conn::dump`] and [`Conn::get`] read objects back.
 //!
 //! The socket is bound to the network namespace of the thread that opened it ([`Conn::open`]).
@@ -341,6 +343,25 @@ impl CommitReplies {
             Ok(Some(Commit::Failed(failures)))
         }
     }
+
+    /// The verdict when the kernel stopped answering with messages still unacknowledged. nfnetlink refuses a
+    /// batch whole, with one error, when it cannot replay it after loading a module a message needed (the
+    /// generation moved while the commit lock was released for the load: ERESTART; or no memory for the
+    /// replay's copy). That error carries the header of the message that needed the module, not the batch's
+    /// begin: the replay reuses `nlh`, the loop's cursor, for it (`nfnetlink_rcv_batch`, seen on 6.1 with
+    /// parallel first ADDs after boot, each waiting for ACKs that never came). ERESTART wins: the caller reads
+    /// the state again and retries, as for a refusal at the begin.
+    fn unanswered(self) -> Result<Commit, WireError> {
+        let refusal = self.failures.iter().find(|f| f.errno == libc::ERESTART).or(self.failures.first());
+        match refusal {
+            Some(f) => Ok(Commit::Rejected { errno: f.errno, detail: f.detail.clone() }),
+            None => Err(WireError::Protocol(format!(
+                "the kernel acknowledged {} of the {} messages of a transaction and then nothing",
+                self.acked.len() - self.pending,
+                self.acked.len()
+            ))),
+        }
+    }
 }
 
 /// Entry points for the fuzz targets: the reply parsing of every request kind, on bytes from anywhere.
@@ -359,6 +380,7 @@ pub mod fuzzing {
         let mut verdict = CommitReplies::new(seq, usize::from(n), seq.wrapping_add(u32::from(n)).wrapping_add(1));
         let _ = verdict.absorb(buf);
         let _ = verdict.absorb(buf); // a second buffer of the same replies: all stale or duplicates now
+        let _ = verdict.unanswered(); // and then the socket went quiet
     }
 }
 
@@ -553,6 +575,21 @@ impl Conn {
                 }
                 return Ok(commit);
             }
+            if !self.readable_now()? {
+                return verdict.unanswered();
+            }
+        }
+    }
+
+    /// Whether a datagram (or a socket error, such as ENOBUFS for replies the kernel dropped) waits to be read.
+    fn readable_now(&self) -> Result<bool, WireError> {
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        loop {
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) => return Ok(n > 0),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(WireError::Io(e.into())),
+            }
         }
     }
 
@@ -667,6 +704,29 @@ mod tests {
         let mut verdict = CommitReplies::new(10, 2, 13);
         assert!(matches!(verdict.absorb(&[ack(11), ack(11), ack(99)].concat()), Ok(None)), "one of two answered");
         assert!(matches!(verdict.absorb(&ack(12)), Ok(Some(Commit::Done))));
+    }
+
+    #[test]
+    fn a_refusal_naming_a_middle_message_ends_the_transaction() {
+        // A replayed batch refused with ERESTART, the error carrying the header of message 3 of 4 (seq 13):
+        // no other message is ever acknowledged (6.1, parallel first ADDs after boot).
+        let error = |seq: u32, errno: i32| {
+            let mut b = (-errno).to_ne_bytes().to_vec();
+            b.extend(message(0, 0, seq, &[]));
+            message(NLMSG_ERROR, 0, seq, &b)
+        };
+        let mut verdict = CommitReplies::new(10, 4, 15);
+        assert!(matches!(verdict.absorb(&error(13, libc::ERESTART)), Ok(None)));
+        assert!(matches!(verdict.unanswered(), Ok(Commit::Rejected { errno: libc::ERESTART, .. })));
+        // Refused for another reason: that reason.
+        let mut verdict = CommitReplies::new(10, 4, 15);
+        assert!(matches!(verdict.absorb(&error(12, libc::ENOMEM)), Ok(None)));
+        assert!(matches!(verdict.unanswered(), Ok(Commit::Rejected { errno: libc::ENOMEM, .. })));
+        // Some ACKs and then silence, without any error: a protocol failure naming the count, not a hang.
+        let mut verdict = CommitReplies::new(10, 4, 15);
+        assert!(matches!(verdict.absorb(&error(11, 0)), Ok(None)));
+        let err = verdict.unanswered().unwrap_err();
+        assert!(matches!(&err, WireError::Protocol(m) if m.contains("1 of the 4")), "{err:?}");
     }
 
     #[test]
