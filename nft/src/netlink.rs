@@ -316,15 +316,18 @@ impl CommitReplies {
             }
             let (errno, seq, detail) =
                 parse_error(&r).ok_or_else(|| WireError::Protocol("malformed netlink error message".into()))?;
-            if seq == self.begin_seq || seq == self.end_seq {
-                if errno != 0 {
-                    return Ok(Some(Commit::Rejected { errno, detail }));
-                }
-                continue;
-            }
+            let frame = seq == self.begin_seq || seq == self.end_seq;
             let index = seq.wrapping_sub(self.first_seq) as usize;
-            if index >= self.acked.len() || self.acked[index] {
+            if !frame && index >= self.acked.len() {
                 continue; // a stale reply to an earlier request
+            }
+            // ERESTART is nfnetlink's refusal of the whole batch (its generation moved), never a message's own
+            // error: it names the begin, or, on a replay, the message that needed a module (see `unanswered`).
+            if errno != 0 && (frame || errno == libc::ERESTART) {
+                return Ok(Some(Commit::Rejected { errno, detail }));
+            }
+            if frame || self.acked[index] {
+                continue;
             }
             self.acked[index] = true;
             self.pending -= 1;
@@ -346,14 +349,13 @@ impl CommitReplies {
 
     /// The verdict when the kernel stopped answering with messages still unacknowledged. nfnetlink refuses a
     /// batch whole, with one error, when it cannot replay it after loading a module a message needed (the
-    /// generation moved while the commit lock was released for the load: ERESTART; or no memory for the
-    /// replay's copy). That error carries the header of the message that needed the module, not the batch's
-    /// begin: the replay reuses `nlh`, the loop's cursor, for it (`nfnetlink_rcv_batch`, seen on 6.1 with
-    /// parallel first ADDs after boot, each waiting for ACKs that never came). ERESTART wins: the caller reads
-    /// the state again and retries, as for a refusal at the begin.
+    /// generation moved while the commit lock was released for the load: ERESTART, which `absorb` already
+    /// took for a refusal; or no memory for the replay's copy). That error carries the header of the message
+    /// that needed the module, not the batch's begin: the replay reuses `nlh`, the loop's cursor, for it
+    /// (`nfnetlink_rcv_batch`; seen on 6.1 with parallel first ADDs after boot, each waiting for ACKs that
+    /// never came).
     fn unanswered(self) -> Result<Commit, WireError> {
-        let refusal = self.failures.iter().find(|f| f.errno == libc::ERESTART).or(self.failures.first());
-        match refusal {
+        match self.failures.first() {
             Some(f) => Ok(Commit::Rejected { errno: f.errno, detail: f.detail.clone() }),
             None => Err(WireError::Protocol(format!(
                 "the kernel acknowledged {} of the {} messages of a transaction and then nothing",
@@ -716,9 +718,17 @@ mod tests {
             message(NLMSG_ERROR, 0, seq, &b)
         };
         let mut verdict = CommitReplies::new(10, 4, 15);
-        assert!(matches!(verdict.absorb(&error(13, libc::ERESTART)), Ok(None)));
-        assert!(matches!(verdict.unanswered(), Ok(Commit::Rejected { errno: libc::ERESTART, .. })));
-        // Refused for another reason: that reason.
+        assert!(matches!(
+            verdict.absorb(&error(13, libc::ERESTART)),
+            Ok(Some(Commit::Rejected { errno: libc::ERESTART, .. }))
+        ));
+        // The same for a batch of one message: the refusal names it, so it looks answered, but nothing was applied.
+        let mut verdict = CommitReplies::new(10, 1, 12);
+        assert!(matches!(
+            verdict.absorb(&error(11, libc::ERESTART)),
+            Ok(Some(Commit::Rejected { errno: libc::ERESTART, .. }))
+        ));
+        // Refused for another reason: that reason, once the socket is found empty.
         let mut verdict = CommitReplies::new(10, 4, 15);
         assert!(matches!(verdict.absorb(&error(12, libc::ENOMEM)), Ok(None)));
         assert!(matches!(verdict.unanswered(), Ok(Commit::Rejected { errno: libc::ENOMEM, .. })));

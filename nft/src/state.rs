@@ -551,6 +551,67 @@ mod tests {
         });
     }
 
+    /// nf_tables loads a module a message needs with its commit lock released, then replays the batch. When the
+    /// generation moved meanwhile, the replay is refused with one ERESTART naming that message instead of the batch,
+    /// and no other message is answered: on 6.1 such a commit waited 10 s for ACKs that never came, or, of one
+    /// message, was taken for that message's failure instead of a reason to read again and retry. Here every
+    /// attempt carries a rule of an expression no kernel has (a module request each time) while a second socket
+    /// commits in a loop. A kernel without modules never replays (then this checks the other two answers).
+    #[test]
+    fn a_batch_refused_on_its_replay_after_a_module_request_is_answered() {
+        let modules = std::path::Path::new("/proc/modules").exists();
+        in_new_netns("a_batch_refused_on_its_replay_after_a_module_request_is_answered", || {
+            let t = test_table();
+            let chain = objects::BaseChain { name: "c", kind: "filter", hook: 4, priority: 0 };
+            let mut session = crate::Session::open().unwrap();
+            let mut ctx = session.ctx("test");
+            let spec = SetSpec { name: "s", key_type: 7, key_len: 4, flags: 0, key_byteorder: 2, data: None };
+            ctx.ensure_table(&t, |b| objects::push_contents(b, &t, &chain, &[spec], &[])).unwrap();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let (mut refused, mut restarted) = (0u32, 0u32);
+            std::thread::scope(|s| {
+                // Same namespace: a thread starts in its creator's.
+                s.spawn(|| {
+                    let mut session = crate::Session::open().unwrap();
+                    let mut ctx = session.ctx("churn");
+                    let elem = || [Elem::new(vec![198, 18, 0, 1], None)];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for msg in
+                            [objects::add_elems(t.set("s"), &elem(), false), objects::del_elems(t.set("s"), &elem())]
+                        {
+                            let mut b = Batch::new();
+                            b.push(msg, "e".into());
+                            assert!(matches!(ctx.commit(&b, "churn").unwrap(), Commit::Done));
+                        }
+                    }
+                });
+                for attempt in 0..20 {
+                    let mut b = Batch::new().if_generation(ctx.generation().unwrap());
+                    // Alone, the refused rule looks answered; after an element, the element's ACK never comes.
+                    if attempt % 2 == 1 {
+                        b.push(
+                            objects::add_elems(t.set("s"), &[Elem::new(vec![198, 18, 0, 2], None)], false),
+                            "e".into(),
+                        );
+                    }
+                    b.push(objects::rule_of_unknown_expression(&t, "c", "tetherunknown"), "rule".into());
+                    match ctx.commit(&b, "probe") {
+                        Ok(Commit::Rejected { errno: libc::ERESTART, .. }) => restarted += 1,
+                        Ok(Commit::Failed(fs)) if fs.len() == 1 && fs[0].errno == libc::ENOENT => refused += 1,
+                        other => {
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            panic!("expected ERESTART or ENOENT for the rule, got {other:?}");
+                        }
+                    }
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            // Both kinds of ERESTART count: the replay's, and the refusal at the batch's begin when the second socket
+            // committed between our generation read and our send. What may not happen is waiting for more.
+            eprintln!("kernel with modules: {modules}; ERESTART {restarted}, ENOENT {refused}");
+        });
+    }
+
     #[test]
     fn a_creation_with_elements_is_one_transaction_and_its_loser_is_rejected_unopened() {
         in_new_netns("a_creation_with_elements_is_one_transaction_and_its_loser_is_rejected_unopened", || {
