@@ -39,7 +39,8 @@
 //! * Creation is race-free, and costs the first ADD nothing but its size: when the table is absent, the ADD's one
 //!   transaction creates it (table, chain, sets, rules) with the attachment's elements in it, bound to the ruleset
 //!   generation the table was seen absent at. A concurrent creator that commits first makes the kernel reject it
-//!   whole with ERESTART (before trying any message: no abort) and we read again and fill the table it made; the
+//!   whole with ERESTART (before trying any message: no abort, unless a message had made the kernel load a
+//!   module) and we read again and fill the table it made; the
 //!   table message is exclusive besides, so no interleaving can duplicate the rules. No call sends a transaction it
 //!   already knows will fail: a refused one is aborted, and the kernel's abort waits for an RCU grace period
 //!   (8-16 ms) holding the namespace's commit lock ([`Session::batches_refused`] counts them).

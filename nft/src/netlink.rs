@@ -633,7 +633,7 @@ impl Conn {
     }
 
     /// How many transactions this socket has sent, and how many of them the kernel aborted because it refused a
-    /// message ([`Commit::Failed`]; a batch rejected whole, as for a moved generation, is not aborted).
+    /// message ([`Commit::Failed`]; a batch rejected whole, as for a moved generation, is not counted).
     pub(crate) fn batches_sent(&self) -> (u64, u64) {
         (self.batches, self.aborted)
     }

@@ -460,8 +460,9 @@ fn elems_of(bodies: &[Vec<u8>]) -> Vec<Elem> {
 /// table and filling it is one transaction: bound to the generation the table was seen absent at
 /// ([`Ctx::absent_since`]), a concurrent creator that commits first makes the kernel reject it whole with
 /// ERESTART, before any message is tried (no abort, whose grace period would stall every nf_tables transaction of
-/// the namespace); and the table message is exclusive, so even an unbound batch cannot duplicate the table's
-/// rules: it fails with EEXIST on that message ([`table_existed`]).
+/// the namespace; only a batch that made the kernel load a module was aborted before its refusal); and the table
+/// message is exclusive, so even an unbound batch cannot duplicate the table's rules: it fails with EEXIST on that
+/// message ([`table_existed`]).
 pub(crate) fn push_creation(batch: &mut Batch, table: &Table, contents: impl FnOnce(&mut Batch)) -> usize {
     debug_assert!(batch.is_empty(), "the table message must come first");
     batch.push(objects::new_table(table), table.describe());
@@ -569,6 +570,13 @@ mod tests {
             ctx.ensure_table(&t, |b| objects::push_contents(b, &t, &chain, &[spec], &[])).unwrap();
             let stop = std::sync::atomic::AtomicBool::new(false);
             let (mut refused, mut restarted) = (0u32, 0u32);
+            /// Stops the second socket's loop however this thread leaves the scope (the scope joins it).
+            struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             std::thread::scope(|s| {
                 // Same namespace: a thread starts in its creator's.
                 s.spawn(|| {
@@ -585,6 +593,7 @@ mod tests {
                         }
                     }
                 });
+                let _stop = StopOnDrop(&stop);
                 for attempt in 0..20 {
                     let mut b = Batch::new().if_generation(ctx.generation().unwrap());
                     // Alone, the refused rule looks answered; after an element, the element's ACK never comes.
@@ -598,13 +607,9 @@ mod tests {
                     match ctx.commit(&b, "probe") {
                         Ok(Commit::Rejected { errno: libc::ERESTART, .. }) => restarted += 1,
                         Ok(Commit::Failed(fs)) if fs.len() == 1 && fs[0].errno == libc::ENOENT => refused += 1,
-                        other => {
-                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                            panic!("expected ERESTART or ENOENT for the rule, got {other:?}");
-                        }
+                        other => panic!("expected ERESTART or ENOENT for the rule, got {other:?}"),
                     }
                 }
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
             });
             // Both kinds of ERESTART count: the replay's, and the refusal at the batch's begin when the second socket
             // committed between our generation read and our send. What may not happen is waiting for more.
