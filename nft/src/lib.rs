@@ -40,10 +40,10 @@
 //!   transaction creates it (table, chain, sets, rules) with the attachment's elements in it, bound to the ruleset
 //!   generation the table was seen absent at. A concurrent creator that commits first makes the kernel reject it
 //!   whole with ERESTART (before trying any message: no abort, unless a message had made the kernel load a
-//!   module) and we read again and fill the table it made; the
-//!   table message is exclusive besides, so no interleaving can duplicate the rules. No call sends a transaction it
-//!   already knows will fail: a refused one is aborted, and the kernel's abort waits for an RCU grace period
-//!   (8-16 ms) holding the namespace's commit lock ([`Session::batches_refused`] counts them).
+//!   module) and we read again and fill the table it made; the table message is exclusive besides, so no
+//!   interleaving can duplicate the rules. No call sends a transaction it already knows will fail: a refused one
+//!   is aborted, and the kernel's abort waits for an RCU grace period (8-16 ms) holding the namespace's commit
+//!   lock ([`Session::batches_refused`] counts them).
 //! * DEL looks the attachment's elements up by key and deletes those whose comment is its owner's (a digest
 //!   collision or a takeover cannot make it delete another's); a table made by a release before owner maps is
 //!   still cleaned, by listing its sets as that release did. GC lists the sets and deletes what no valid

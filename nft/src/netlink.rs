@@ -519,17 +519,11 @@ impl Conn {
     /// Receive one datagram into `self.buf`; returns its length.
     fn recv(&mut self) -> Result<usize, WireError> {
         loop {
-            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(REPLY_TIMEOUT_MS)) {
-                Ok(0) => {
-                    return Err(WireError::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no reply from the kernel within {} ms", REPLY_TIMEOUT_MS),
-                    )))
-                }
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(WireError::Io(e.into())),
+            if !self.readable_within(PollTimeout::from(REPLY_TIMEOUT_MS))? {
+                return Err(WireError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no reply from the kernel within {} ms", REPLY_TIMEOUT_MS),
+                )));
             }
             match recv(self.sock.as_raw_fd(), &mut self.buf, MsgFlags::MSG_TRUNC) {
                 Ok(n) if n > self.buf.len() => {
@@ -577,17 +571,18 @@ impl Conn {
                 }
                 return Ok(commit);
             }
-            if !self.readable_now()? {
+            if !self.readable_within(PollTimeout::ZERO)? {
                 return verdict.unanswered();
             }
         }
     }
 
-    /// Whether a datagram (or a socket error, such as ENOBUFS for replies the kernel dropped) waits to be read.
-    fn readable_now(&self) -> Result<bool, WireError> {
+    /// Whether a datagram (or a socket error, such as ENOBUFS for replies the kernel dropped) is there to be read
+    /// within `timeout`.
+    fn readable_within(&self, timeout: PollTimeout) -> Result<bool, WireError> {
         let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
         loop {
-            match poll(&mut fds, PollTimeout::ZERO) {
+            match poll(&mut fds, timeout) {
                 Ok(n) => return Ok(n > 0),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(WireError::Io(e.into())),

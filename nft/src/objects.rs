@@ -511,24 +511,26 @@ pub(crate) fn insert_rule(t: &Table, chain: &str, exprs: &[Expr]) -> Msg {
 /// and `nft-expr-<name>` (with its commit lock released) and replays the batch, then refuses the rule with ENOENT.
 #[cfg(test)]
 pub(crate) fn rule_of_unknown_expression(t: &Table, chain: &str, name: &str) -> Msg {
-    let mut m = Msg::new(NFT_MSG_NEWRULE, t.family as u8, NLM_F_CREATE | NLM_F_APPEND);
-    m.str(NFTA_RULE_TABLE, &t.name).str(NFTA_RULE_CHAIN, chain);
-    m.nest(NFTA_RULE_EXPRESSIONS, |m| {
+    rule_with(t, chain, NLM_F_CREATE | NLM_F_APPEND, |m| {
         m.nest(NFTA_LIST_ELEM, |m| {
             m.str(NFTA_EXPR_NAME, name);
         });
-    });
-    m
+    })
 }
 
 fn rule_msg(t: &Table, chain: &str, exprs: &[Expr], flags: u16) -> Msg {
-    let mut m = Msg::new(NFT_MSG_NEWRULE, t.family as u8, flags);
-    m.str(NFTA_RULE_TABLE, &t.name).str(NFTA_RULE_CHAIN, chain);
-    m.nest(NFTA_RULE_EXPRESSIONS, |m| {
+    rule_with(t, chain, flags, |m| {
         for e in exprs {
             e.encode(m);
         }
-    });
+    })
+}
+
+/// A NEWRULE for `chain` whose expression list `exprs` writes.
+fn rule_with(t: &Table, chain: &str, flags: u16, exprs: impl FnOnce(&mut Msg)) -> Msg {
+    let mut m = Msg::new(NFT_MSG_NEWRULE, t.family as u8, flags);
+    m.str(NFTA_RULE_TABLE, &t.name).str(NFTA_RULE_CHAIN, chain);
+    m.nest(NFTA_RULE_EXPRESSIONS, exprs);
     m
 }
 

@@ -566,8 +566,11 @@ mod tests {
             let chain = objects::BaseChain { name: "c", kind: "filter", hook: 4, priority: 0 };
             let mut session = crate::Session::open().unwrap();
             let mut ctx = session.ctx("test");
-            let spec = SetSpec { name: "s", key_type: 7, key_len: 4, flags: 0, key_byteorder: 2, data: None };
-            ctx.ensure_table(&t, |b| objects::push_contents(b, &t, &chain, &[spec], &[])).unwrap();
+            ctx.ensure_table(&t, |b| {
+                objects::push_contents(b, &t, &chain, &[], &[]);
+                with_set(&t, b);
+            })
+            .unwrap();
             let stop = std::sync::atomic::AtomicBool::new(false);
             let (mut refused, mut restarted) = (0u32, 0u32);
             /// Stops the second socket's loop however this thread leaves the scope (the scope joins it).
