@@ -8,6 +8,9 @@
 //! table; `ip netns add` (a bind mount in the machine's mount namespace, and a process, per
 //! namespace) would cost seconds for 3,000 and leave them behind when the run is killed.
 //!
+//! A side of a comparison runs in a [`View`] of the box: the box's mounts plus a procfs instance of its
+//! own, as on a machine of its own (see [`NsBox::view`]).
+//!
 //! Cleanup needs no code to run: the mount namespace is held by the box's fd and by the threads
 //! inside it, all of this process; when the last goes (drop, or the process dying however it dies,
 //! `panic = "abort"` and SIGKILL included) the kernel drops the mounts, then the namespaces, then
@@ -35,6 +38,29 @@ pub struct NsBox {
     label: String,
 }
 
+/// A mount namespace of the box with its own `/proc` ([`NsBox::view`]).
+pub struct View {
+    mnt: Arc<OwnedFd>,
+}
+
+impl View {
+    /// What a driver thread runs first to live in this view, in network namespace `netns` (a box path).
+    pub fn enter(&self, netns: &Path) -> impl FnOnce() -> Result<(), String> + Send + 'static {
+        enter(self.mnt.clone(), netns)
+    }
+}
+
+fn enter(mnt: Arc<OwnedFd>, netns: &Path) -> impl FnOnce() -> Result<(), String> + Send + 'static {
+    let netns = netns.to_path_buf();
+    move || {
+        // setns(CLONE_NEWNS) refuses a thread that shares its fs_struct with the rest of the process.
+        unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(fs): {e}"))?;
+        setns(mnt.as_ref(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("entering a view of the box: {e}"))?;
+        let fd = File::open(&netns).map_err(|e| format!("opening {}: {e}", netns.display()))?;
+        setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns into {}: {e}", netns.display()))
+    }
+}
+
 fn ns_inode(path: &str) -> Result<u64, String> {
     std::fs::metadata(path).map(|m| m.ino()).map_err(|e| format!("stat {path}: {e}"))
 }
@@ -59,7 +85,10 @@ impl NsBox {
             std::fs::create_dir_all(NETNS_DIR).map_err(|e| format!("creating {NETNS_DIR}: {e}"))?;
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("tmpfs"), NETNS_DIR, Some("tmpfs"), flags, Some("mode=0755"))
-                .map_err(|e| format!("mounting a tmpfs on {NETNS_DIR} in the box: {e}"))
+                .map_err(|e| format!("mounting a tmpfs on {NETNS_DIR} in the box: {e}"))?;
+            // Namespaces made after a view was taken still appear in it (its copy is a peer of this one).
+            mount(None::<&str>, NETNS_DIR, None::<&str>, MsFlags::MS_SHARED, None::<&str>)
+                .map_err(|e| format!("sharing {NETNS_DIR} inside the box: {e}"))
         })?;
         let (mnt, inode) = factory.call(|| {
             let inode = ns_inode("/proc/thread-self/ns/mnt")?;
@@ -99,18 +128,35 @@ impl NsBox {
         Ok(paths)
     }
 
-    /// What a driver thread runs first to live inside the box, in network namespace `netns` (a box path).
-    pub fn enter(&self, netns: &Path) -> impl FnOnce() -> Result<(), String> + Send + 'static {
-        let mnt = self.mnt.clone();
-        let netns = netns.to_path_buf();
-        move || {
-            let mnt = mnt.ok_or("the box is closed")?;
-            // setns(CLONE_NEWNS) refuses a thread that shares its fs_struct with the rest of the process.
-            unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(fs): {e}"))?;
-            setns(mnt.as_ref(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("entering the box: {e}"))?;
-            let fd = File::open(&netns).map_err(|e| format!("opening {}: {e}", netns.display()))?;
-            setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns into {}: {e}", netns.display()))
-        }
+    /// A view of the box with a procfs instance of its own on `/proc`, for one side of a comparison.
+    ///
+    /// Why: a `/proc/sys/net/...` lookup walks one dentry hash chain holding every network namespace
+    /// that looked up the same name through the same procfs instance (same parent dentry, same
+    /// name), cold in the cache of each new process. Measured (6.18, `bench/probes/node.sh`): a
+    /// tether bridge ADD's one `/proc/sys` open (the new port's `disable_ipv6`) took 25-37 us, and
+    /// 0.9-1.3 ms once 1,000 containers of the reference bridge plugin (which writes sysctls inside
+    /// each container through the node's `/proc`) existed on another node namespace of the same box.
+    /// Two machines share no dentries; with a procfs each, the sides of one run do not either.
+    pub fn view(&self) -> Result<View, String> {
+        let mnt = self.mnt.clone().ok_or("the box is closed")?;
+        let maker = Driver::start(&format!("{}-view", self.label), {
+            let mnt = mnt.clone();
+            move || {
+                unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(fs): {e}"))?;
+                setns(mnt.as_ref(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("entering the box: {e}"))?;
+                unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(mount) for a view: {e}"))?;
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+                    .map_err(|e| format!("mounting a procfs in a view of the box: {e}"))
+            }
+        })?;
+        let (fd, inode) = maker.call(|| {
+            let inode = ns_inode("/proc/thread-self/ns/mnt")?;
+            let fd = File::open("/proc/thread-self/ns/mnt").map_err(|e| format!("opening a view: {e}"))?;
+            Ok::<_, String>((OwnedFd::from(fd), inode))
+        })??;
+        self.made.lock().unwrap_or_else(|p| p.into_inner()).insert(inode);
+        Ok(View { mnt: Arc::new(fd) })
     }
 
     /// Tasks of any process that are still in a namespace this box made (should be none once closed).

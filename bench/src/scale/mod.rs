@@ -4,7 +4,8 @@
 //! drain the largest B, one container at a time and `--scale-parallel` at once.
 //!
 //! Everything lives in an [`NsBox`] (a private mount namespace of this process): the namespaces
-//! cost a `unshare` each, no process, and go with the process however it ends.
+//! cost a `unshare` each, no process, and go with the process however it ends. Each side runs in a
+//! view of it with a procfs of its own (`NsBox::view`), so the sides share no `/proc` dentries.
 
 pub mod report;
 mod side;
@@ -105,7 +106,7 @@ fn run_kind(ctx: &Ctx, opts: &Opts, kind: Kind, m: &mut Metrics) {
         store_totals(&sides, m, &total_key(kind, "down-seq"), &down);
         verify_count(&mut sides);
         if opts.scale_parallel > 0 {
-            parallel(&mut sides, &nsbox, opts.scale_parallel, b_max, kind, m);
+            parallel(&mut sides, opts.scale_parallel, b_max, kind, m);
         }
     }
     let t = Instant::now();
@@ -301,7 +302,7 @@ fn store_totals(sides: &[NodeSide], m: &mut Metrics, key: &str, totals: &[Durati
 }
 
 /// Bring up `b` containers `width` at a time on each plugin side, then drain them the same way.
-fn parallel(sides: &mut [NodeSide], nsbox: &NsBox, width: usize, b: usize, kind: Kind, m: &mut Metrics) {
+fn parallel(sides: &mut [NodeSide], width: usize, b: usize, kind: Kind, m: &mut Metrics) {
     let n = sides.len();
     for pass in ["up-par", "down-par"] {
         for l in lane::order(n, usize::from(pass == "down-par")) {
@@ -318,7 +319,7 @@ fn parallel(sides: &mut [NodeSide], nsbox: &NsBox, width: usize, b: usize, kind:
             } else {
                 s.live.drain(..).map(|a| (a.ctr, a.id, Some(a.result))).collect()
             };
-            let outcome = s.pool(nsbox, &jobs, width).and_then(|(answers, wall)| {
+            let outcome = s.pool(&jobs, width).and_then(|(answers, wall)| {
                 let mut failures = Vec::new();
                 for ((ctr, id, _), answer) in jobs.iter().zip(answers) {
                     match answer {

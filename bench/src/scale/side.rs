@@ -5,7 +5,7 @@
 use crate::cni::{self, Kind, Side, BRIDGE, IFNAME};
 use crate::driver::Driver;
 use crate::lane::{Attempt, Ctx};
-use crate::nsbox::NsBox;
+use crate::nsbox::{NsBox, View};
 use crate::runner::{self, Outcome, Spawn, Status};
 use nix::sched::{setns, CloneFlags};
 use serde_json::{json, Value};
@@ -28,7 +28,9 @@ pub struct Attached {
 }
 
 pub struct NodeSide {
-    /// Lives in the box, in this side's node namespace.
+    /// This side's view of the box: its own `/proc`, as on a machine of its own.
+    view: View,
+    /// Lives in the view, in this side's node namespace.
     driver: Driver,
     /// The node namespace, for the driver to come back to after a spawn inside a container.
     node: Arc<File>,
@@ -101,7 +103,8 @@ impl NodeSide {
         names.extend((0..containers).map(|k| format!("{base}c{k}")));
         let mut paths = nsbox.create(&names)?;
         let node_path = paths.remove(0);
-        let driver = Driver::start(&format!("{base}n"), nsbox.enter(&node_path))?;
+        let view = nsbox.view()?;
+        let driver = Driver::start(&format!("{base}n"), view.enter(&node_path))?;
         let open = node_path.clone();
         let node = driver.call(move || File::open(&open).map_err(|e| format!("opening {}: {e}", open.display())))??;
         let (program, cni_path) = match side {
@@ -112,6 +115,7 @@ impl NodeSide {
         let mut conf = cni::netconf(side, kind, &dir.join("ipam"));
         conf["ipMasq"] = json!(true);
         let lane = NodeSide {
+            view,
             driver,
             node: Arc::new(node),
             node_path,
@@ -295,12 +299,11 @@ impl NodeSide {
     /// wall time from the first spawn to the last exit.
     pub fn pool(
         &self,
-        nsbox: &NsBox,
         jobs: &[(usize, String, Option<Value>)],
         width: usize,
     ) -> Result<(Vec<Result<Value, String>>, Duration), String> {
         let workers = (0..width.max(1))
-            .map(|w| Driver::start(&format!("pool{w}"), nsbox.enter(&self.node_path)))
+            .map(|w| Driver::start(&format!("pool{w}"), self.view.enter(&self.node_path)))
             .collect::<Result<Vec<_>, _>>()?;
         let queue: VecDeque<(usize, Spawn)> = jobs
             .iter()
