@@ -22,7 +22,7 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --scale-sides LIST      node scale: which of tether,reference,floor run (all; fewer to see what the
                           others' kernel work adds to a side's times)
   --only LIST             comma-separated subset of: ptp,masq,bridge,dual,parallel,ipam,cri,scale
-                          (default: all but scale, which takes 7-8 minutes per kind at full size)
+                          (default: all but scale, which takes 5-6 minutes per kind at full size)
   --tether-dir DIR        where tether and tether-ipam are (default: this program's directory)
   --ref-dir DIR           the reference plugins (/usr/lib/cni)
   --out FILE              also write the Markdown report to FILE
