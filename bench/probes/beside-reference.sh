@@ -16,8 +16,8 @@ REF="{\"cniVersion\": \"1.0.0\", \"name\": \"refnet\", \"type\": \"$MODE\", \"br
   \"ranges\": [[{\"subnet\": \"198.19.0.0/16\"}]], \"routes\": [{\"dst\": \"0.0.0.0/0\"}]}}"
 for ((k = 0; k < R; k++)); do
   ip netns add "ref-c$k"
-  ip netns exec ref-node env CNI_COMMAND=ADD CNI_CONTAINERID="ref-$k" CNI_NETNS="/run/netns/ref-c$k" \
-    CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "/usr/lib/cni/$MODE" <<<"$REF" >/dev/null
+  out=$(ip netns exec ref-node env CNI_COMMAND=ADD CNI_CONTAINERID="ref-$k" CNI_NETNS="/run/netns/ref-c$k" \
+    CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "/usr/lib/cni/$MODE" <<<"$REF") || { echo "reference ADD $k: $out" >&2; exit 1; }
 done
 echo "$R containers of the reference $MODE attached on another node namespace"
 cycles beside-reference "$N"

@@ -6,6 +6,7 @@
 #   bench/probes/node.sh ptp 1000 /tmp/bin "bench/probes/shared-gateway.sh 30"
 set -euo pipefail
 source "$(dirname "$0")/timing.sh"
+[[ $MODE == ptp ]] || { echo "shared-gateway.sh: ptp nodes only (bridge ports carry no address)" >&2; exit 2; }
 N=${1:-30}
 cycles shared "$N"
 medians shared
