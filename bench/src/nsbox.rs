@@ -11,8 +11,8 @@
 //! A side of a comparison runs in a [`View`] of the box: the box's mounts plus a procfs instance of its
 //! own, as on a machine of its own (see [`NsBox::view`]).
 //!
-//! Cleanup needs no code to run: the mount namespace is held by the box's fd and by the threads
-//! inside it, all of this process; when the last goes (drop, or the process dying however it dies,
+//! Cleanup needs no code to run: the mount namespaces (the box's and its views') are held by their
+//! fds and by the threads inside them, all of this process; when the last goes (drop, or the process dying however it dies,
 //! `panic = "abort"` and SIGKILL included) the kernel drops the mounts, then the namespaces, then
 //! their veths, routes and nftables tables. [`NsBox::drop`] checks that no task still sits in any
 //! namespace the box made.
@@ -27,7 +27,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Where the box keeps its namespaces (a tmpfs visible inside the box only).
+/// Where the box keeps its namespaces (a tmpfs visible inside the box and its views only).
 pub const NETNS_DIR: &str = "/run/netns";
 
 pub struct NsBox {
@@ -53,12 +53,25 @@ impl View {
 fn enter(mnt: Arc<OwnedFd>, netns: &Path) -> impl FnOnce() -> Result<(), String> + Send + 'static {
     let netns = netns.to_path_buf();
     move || {
-        // setns(CLONE_NEWNS) refuses a thread that shares its fs_struct with the rest of the process.
-        unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(fs): {e}"))?;
-        setns(mnt.as_ref(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("entering a view of the box: {e}"))?;
+        join_mount_ns(&mnt)?;
         let fd = File::open(&netns).map_err(|e| format!("opening {}: {e}", netns.display()))?;
         setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns into {}: {e}", netns.display()))
     }
+}
+
+/// Move the calling thread into the mount namespace `mnt`.
+fn join_mount_ns(mnt: &OwnedFd) -> Result<(), String> {
+    // setns(CLONE_NEWNS) refuses a thread that shares its fs_struct with the rest of the process.
+    unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(fs): {e}"))?;
+    setns(mnt, CloneFlags::CLONE_NEWNS).map_err(|e| format!("entering a mount namespace of the box: {e}"))
+}
+
+/// The calling thread's mount namespace, held open, and its inode number.
+fn own_mount_ns() -> Result<(OwnedFd, u64), String> {
+    const PATH: &str = "/proc/thread-self/ns/mnt";
+    let inode = ns_inode(PATH)?;
+    let fd = File::open(PATH).map_err(|e| format!("opening {PATH}: {e}"))?;
+    Ok((OwnedFd::from(fd), inode))
 }
 
 fn ns_inode(path: &str) -> Result<u64, String> {
@@ -85,16 +98,9 @@ impl NsBox {
             std::fs::create_dir_all(NETNS_DIR).map_err(|e| format!("creating {NETNS_DIR}: {e}"))?;
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("tmpfs"), NETNS_DIR, Some("tmpfs"), flags, Some("mode=0755"))
-                .map_err(|e| format!("mounting a tmpfs on {NETNS_DIR} in the box: {e}"))?;
-            // Namespaces made after a view was taken still appear in it (its copy is a peer of this one).
-            mount(None::<&str>, NETNS_DIR, None::<&str>, MsFlags::MS_SHARED, None::<&str>)
-                .map_err(|e| format!("sharing {NETNS_DIR} inside the box: {e}"))
+                .map_err(|e| format!("mounting a tmpfs on {NETNS_DIR} in the box: {e}"))
         })?;
-        let (mnt, inode) = factory.call(|| {
-            let inode = ns_inode("/proc/thread-self/ns/mnt")?;
-            let fd = File::open("/proc/thread-self/ns/mnt").map_err(|e| format!("opening the box: {e}"))?;
-            Ok::<_, String>((OwnedFd::from(fd), inode))
-        })??;
+        let (mnt, inode) = factory.call(own_mount_ns)??;
         Ok(NsBox {
             factory: Some(factory),
             mnt: Some(Arc::new(mnt)),
@@ -136,25 +142,20 @@ impl NsBox {
     /// tether bridge ADD's one `/proc/sys` open (the new port's `disable_ipv6`) took 25-37 us, and
     /// 0.9-1.3 ms once 1,000 containers of the reference bridge plugin (which writes sysctls inside
     /// each container through the node's `/proc`) existed on another node namespace of the same box.
-    /// Two machines share no dentries; with a procfs each, the sides of one run do not either.
+    /// Two machines share no dentries; with a procfs each, the sides of one run do not either (each
+    /// procfs mount is an instance of its own since Linux 5.8).
+    ///
+    /// The view is a copy of the box's mounts as they are now: it sees the namespaces made before it.
     pub fn view(&self) -> Result<View, String> {
         let mnt = self.mnt.clone().ok_or("the box is closed")?;
-        let maker = Driver::start(&format!("{}-view", self.label), {
-            let mnt = mnt.clone();
-            move || {
-                unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(fs): {e}"))?;
-                setns(mnt.as_ref(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("entering the box: {e}"))?;
-                unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(mount) for a view: {e}"))?;
-                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-                mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
-                    .map_err(|e| format!("mounting a procfs in a view of the box: {e}"))
-            }
+        let maker = Driver::start(&format!("{}-view", self.label), move || {
+            join_mount_ns(&mnt)?;
+            unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(mount) for a view: {e}"))?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+                .map_err(|e| format!("mounting a procfs in a view of the box: {e}"))
         })?;
-        let (fd, inode) = maker.call(|| {
-            let inode = ns_inode("/proc/thread-self/ns/mnt")?;
-            let fd = File::open("/proc/thread-self/ns/mnt").map_err(|e| format!("opening a view: {e}"))?;
-            Ok::<_, String>((OwnedFd::from(fd), inode))
-        })??;
+        let (fd, inode) = maker.call(own_mount_ns)??;
         self.made.lock().unwrap_or_else(|p| p.into_inner()).insert(inode);
         Ok(View { mnt: Arc::new(fd) })
     }
