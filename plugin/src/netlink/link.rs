@@ -195,6 +195,16 @@ fn without_stats() -> LinkAttribute {
     LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])
 }
 
+/// One transmit and one receive queue, asked for at creation. Without them a veth end is made
+/// with a queue per possible CPU and then cut down to one in use (`veth_init_queues`), and a
+/// registered device losing transmit queues waits for an RCU grace period under the rtnl lock
+/// (`netif_set_real_num_tx_queues` -> `synchronize_net`): `perf record` of ptp ADDs showed it in
+/// every pair creation. One queue in use is what either way gives; what is lost is raising the
+/// count later with `ethtool -L`.
+fn one_queue_each() -> [LinkAttribute; 2] {
+    [LinkAttribute::NumTxQueues(1), LinkAttribute::NumRxQueues(1)]
+}
+
 /// RTM_SETLINK that sets link `index` up.
 pub(crate) fn set_up_message(index: u32) -> RouteNetlinkMessage {
     let mut msg = LinkMessage::default();
@@ -276,6 +286,7 @@ impl Netlink {
         if let Some(mac) = &spec.peer_mac {
             peer.attributes.push(LinkAttribute::Address(mac.clone()));
         }
+        peer.attributes.extend(one_queue_each());
         // The peer cannot be created up: veth_newlink configures it before the pair is linked,
         // and veth_open then fails with ENOTCONN (seen on 6.x; `ip link add ... peer ... up`
         // fails the same way). The caller sets it up once addresses are in place.
@@ -292,6 +303,7 @@ impl Netlink {
         if let Some(group) = spec.host_group {
             host.attributes.push(LinkAttribute::Group(group));
         }
+        host.attributes.extend(one_queue_each());
         host.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),

@@ -79,6 +79,15 @@ fn the_peer_is_born_inside_the_container_namespace() {
         let links = ip_in(&ctr_ns, &["link", "show", "dev", "eth0"]);
         assert_eq!(links[0]["mtu"], 1400, "{links}");
         assert_eq!(links[0]["address"].as_str(), peer.mac_string().as_deref(), "{links}");
+        // Made with one queue each (see `one_queue_each`), not one per CPU cut down afterwards.
+        for (ns, dev) in [(&ctr_ns, "eth0"), (&Netns::current().unwrap(), "vethnlt0")] {
+            let details = ip_in(ns, &["-d", "link", "show", "dev", dev]);
+            assert_eq!(
+                (&details[0]["num_tx_queues"], &details[0]["num_rx_queues"]),
+                (&1.into(), &1.into()),
+                "{details}"
+            );
+        }
     });
 }
 
