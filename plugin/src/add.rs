@@ -5,7 +5,8 @@
 //! [`Undo`] the moment it succeeds, and one place ([`rollback`]) reverses it. A pre-existing
 //! interface of the requested name makes the veth creation fail before anything of ours exists,
 //! so it is never touched. Shared node state (bridge, gateway addresses, isolation element) is
-//! never undone: concurrent ADDs rely on it as soon as it exists.
+//! never undone: concurrent ADDs rely on it as soon as it exists (a ptp gateway goes with its last
+//! user, `ptp::gateway::release`).
 
 use crate::attach::{Attachment, Undo};
 use crate::config::{Mode, PluginConf};
@@ -79,6 +80,12 @@ async fn rollback(ctx: &Context, att: &Attachment<'_>, undo: Undo) -> Vec<Error>
     if let Some(name) = undo.host_veth {
         match ctx.node.delete_link(&name).await {
             Err(cause) if !cause.is_not_found() => errors.push(Error::kernel(format!("delete {name}"), cause)),
+            // Only once the node end is gone: a user is recorded for as long as its link exists.
+            _ if undo.gateway_user => {
+                if let Err(e) = ptp::gateway::release(&ctx.node, &ctx.gateway_users, &name).await {
+                    errors.push(e);
+                }
+            }
             _ => {}
         }
     }

@@ -8,9 +8,10 @@ use crate::netlink::Netlink;
 use crate::netns::Netns;
 use conf::Request;
 
-/// What this ADD created (`add::rollback` reverses it in a fixed order). Shared node state (the bridge, a gateway address on it,
-/// forwarding switches, the isolation element) is never recorded: other ADDs may be using it
-/// from the moment it exists.
+/// What this ADD created (`add::rollback` reverses it in a fixed order). Shared node state (the
+/// bridge, a gateway address on it, forwarding switches, the isolation element) is never recorded:
+/// other ADDs may be using it from the moment it exists. (ptp's gateways on `lo` go with their
+/// last user, which `gateway_user` records.)
 #[derive(Debug, Default)]
 pub struct Undo {
     /// The node end of the veth pair (deleting it removes the pair, its addresses and routes).
@@ -19,6 +20,8 @@ pub struct Undo {
     pub masq: bool,
     /// Spoof-check elements were (perhaps partially) added.
     pub spoofchk: bool,
+    /// The node end was (perhaps) recorded as a user of the node's ptp gateways.
+    pub gateway_user: bool,
 }
 
 /// The names and handles one attachment is wired with.

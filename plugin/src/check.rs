@@ -16,6 +16,7 @@ use crate::netns::Netns;
 use crate::{bridge, ptp, veth};
 use conf::{Command, Request};
 use ipnet::IpNet;
+use std::net::IpAddr;
 
 /// CHECK for every mode.
 pub fn check(request: &Request) -> Result<()> {
@@ -31,8 +32,9 @@ pub fn check(request: &Request) -> Result<()> {
         .interface_index(&inv.ifname, Some(&sandbox))
         .ok_or_else(|| Error::drift(format!("prevResult lists no interface {} in sandbox {sandbox}", inv.ifname)))?;
     let expected = &prev.interfaces[index];
-    let ips: Vec<IpNet> =
-        prev.ips.iter().filter(|ip| ip.interface.is_none_or(|i| i == index)).map(|ip| ip.address).collect();
+    let own_ips: Vec<_> = prev.ips.iter().filter(|ip| ip.interface.is_none_or(|i| i == index)).collect();
+    let ips: Vec<IpNet> = own_ips.iter().map(|ip| ip.address).collect();
+    let gateways: Vec<IpAddr> = own_ips.iter().filter_map(|ip| ip.gateway).collect();
     let host_veth = veth::host_veth_name(network, &inv.container_id, &inv.ifname);
     let ctx = Context::on_node()?;
     let ctr = ctx.connect_in(&netns)?;
@@ -74,7 +76,7 @@ pub fn check(request: &Request) -> Result<()> {
             }
         }
         match conf.mode {
-            Mode::Ptp => ptp::check_node(&ctx.node, &host_veth, group, &ips).await,
+            Mode::Ptp => ptp::check_node(&ctx.node, &host_veth, group, &ips, &gateways).await,
             Mode::Bridge => {
                 let want = Expected { owner, host_veth: &host_veth, group, container: &link };
                 bridge::check_node(&ctx.node, &ctx.firewall, &conf.bridge, prev, &want).await

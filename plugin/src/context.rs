@@ -14,6 +14,7 @@ use crate::firewall::Firewall;
 use crate::netlink::Netlink;
 use crate::netns::Netns;
 use std::future::Future;
+use std::path::PathBuf;
 use tokio::runtime::Runtime;
 
 /// The runtime and the node's connections of one invocation.
@@ -23,6 +24,8 @@ pub struct Context {
     pub node: Netlink,
     /// nftables on the node; its socket opens on first use.
     pub firewall: Firewall,
+    /// Where the node's record of ptp gateway users lives (`ptp::gateway`; tests use their own).
+    pub gateway_users: PathBuf,
 }
 
 impl Context {
@@ -38,7 +41,12 @@ impl Context {
         // Inside `block_on`, so spawning the connection's task wakes no driver (an eventfd write
         // per connection when spawned from outside).
         let node = runtime.block_on(async { Netlink::connect().doing("connect to route netlink on the node") })?;
-        Ok(Context { runtime, node, firewall: Firewall::on_node() })
+        Ok(Context {
+            runtime,
+            node,
+            firewall: Firewall::on_node(),
+            gateway_users: PathBuf::from(crate::ptp::gateway::ROOT),
+        })
     }
 
     /// A route-netlink connection inside `netns`.

@@ -3,8 +3,9 @@
 //!
 //! DEL finds everything from stable keys, never from the live interface: the node end by its
 //! deterministic name, masquerade and spoof-check state by (network, container ID, ifname), the
-//! reservation by (container ID, ifname). The bridge, its gateway addresses and the network's
-//! isolation element are shared and stay. So it completes without the netns, without `prevResult`, and after
+//! reservation by (container ID, ifname), the node end's use of the ptp gateways by its name. The
+//! bridge, its gateway addresses and the network's isolation element are shared and stay; a ptp
+//! gateway goes with its last user (`ptp::gateway`). So it completes without the netns, without `prevResult`, and after
 //! an ADD that failed half-way. GC finds the network's node ends by their alias
 //! ([`veth::node_end_alias`]).
 
@@ -14,7 +15,7 @@ use crate::error::{combine, Doing, Error, Result};
 use crate::firewall::{Firewall, Owner};
 use crate::ipam::Ipam;
 use crate::netns::Netns;
-use crate::veth;
+use crate::{ptp, veth};
 use conf::{Command, Request};
 use std::collections::HashSet;
 use std::path::Path;
@@ -58,10 +59,17 @@ pub fn del(request: &Request) -> Result<()> {
 async fn remove_links(ctx: &Context, request: &Request) -> Result<()> {
     let inv = &request.invocation;
     let host_veth = veth::host_veth_name(&request.config.name, &inv.container_id, &inv.ifname);
-    match ctx.node.delete_link(&host_veth).await {
-        Ok(()) => return Ok(()),
-        Err(e) if e.is_not_found() => {}
+    let deleted = match ctx.node.delete_link(&host_veth).await {
+        Ok(()) => true,
+        Err(e) if e.is_not_found() => false,
         Err(e) => return Err(Error::kernel(format!("delete {host_veth}"), e)),
+    };
+    // Once the node end is gone (it may have been before this DEL: a repeat, a half-failed ADD).
+    if config::mode_of(&request.config) == Mode::Ptp {
+        ptp::gateway::release(&ctx.node, &ctx.gateway_users, &host_veth).await?;
+    }
+    if deleted {
+        return Ok(());
     }
     let Some(path) = inv.netns.as_deref() else { return Ok(()) };
     // A namespace that is gone, or a path that is no namespace any more: nothing left inside.
@@ -103,7 +111,18 @@ pub fn gc(request: &Request) -> Result<()> {
     let network = &request.config.name;
     let spoof_check = config::mode_of(&request.config) == Mode::Bridge;
     let mut errors = Firewall::on_node().gc(network, &request.config.valid_attachments, spoof_check);
-    match Context::on_node().and_then(|ctx| ctx.block_on(remove_stale_links(&ctx, request))) {
+    let ptp = config::mode_of(&request.config) == Mode::Ptp;
+    let links = Context::on_node().and_then(|ctx| {
+        ctx.block_on(async {
+            remove_stale_links(&ctx, request).await?;
+            // After the stale node ends: their users go with them.
+            if ptp {
+                ptp::gateway::sweep(&ctx.node, &ctx.gateway_users).await?;
+            }
+            Ok(())
+        })
+    });
+    match links {
         Ok(()) => {
             if let Err(e) = Ipam::of(request).run(request, Command::Gc) {
                 errors.push(e.into());

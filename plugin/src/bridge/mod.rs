@@ -77,6 +77,7 @@ pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, un
         flags: AddrFlags { dad: conf.dad, ..AddrFlags::default() },
         arp_notify: true,
         up: !conf.no_container_iface,
+        neighbours: &[],
         routes: &plan.container_routes,
     };
     container::configure(att, container.index, &setup).await?;

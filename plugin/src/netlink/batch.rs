@@ -10,14 +10,19 @@
 use super::addr::{new_address, AddrFlags};
 use super::bridge::{update_message, LinkUpdate};
 use super::link::{get_by_index, get_by_name, mark_message, set_up_message};
+use super::neigh::new_neighbour;
 use super::route::{new_route, RouteSpec};
 use super::{Netlink, NlError, REQUEST_TIMEOUT};
 use futures::StreamExt;
 use ipnet::IpNet;
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+use netlink_packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::neighbour::NeighbourState;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_proto::sys::SocketAddr;
 use netlink_proto::ConnectionHandle;
+use std::net::IpAddr;
 
 /// Requests collected for one [`Netlink`] connection, sent together by [`Batch::send`].
 pub struct Batch {
@@ -88,6 +93,16 @@ impl Batch {
     /// As `Netlink::add_route`.
     pub fn add_route(&mut self, oif: u32, spec: &RouteSpec) -> Slot {
         self.push(new_route(oif, spec), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// A permanent neighbour entry `ip` → `mac` on link `index` (replacing one there).
+    pub fn add_permanent_neighbour(&mut self, index: u32, ip: IpAddr, mac: &[u8]) -> Slot {
+        self.push(new_neighbour(index, ip, mac, NeighbourState::Permanent), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
+    }
+
+    /// As `Netlink::seed_neighbour`.
+    pub fn seed_neighbour(&mut self, index: u32, ip: IpAddr, mac: &[u8]) -> Slot {
+        self.push(new_neighbour(index, ip, mac, NeighbourState::Stale), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
     }
 
     /// As `Netlink::set_up`.

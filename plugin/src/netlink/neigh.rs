@@ -1,4 +1,5 @@
-//! Neighbour entries: seeding both ends of a fresh veth with each other's MAC.
+//! Neighbour entries: seeding both ends of a fresh veth with each other's MAC (STALE, here), or
+//! a permanent entry (ptp's gateway in the container, see `ptp::gateway`; sent in a `Batch`).
 //!
 //! Why: right after ADD the first IPv6 neighbour solicitation between the two ends is
 //! sometimes lost (the multicast group of a just-added address is joined from a workqueue, and
@@ -14,18 +15,24 @@ use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, Neig
 use netlink_packet_route::RouteNetlinkMessage;
 use std::net::IpAddr;
 
+/// The RTM_NEWNEIGH message for `ip` → `mac` on link `index` in `state` (send it with
+/// NLM_F_CREATE | NLM_F_REPLACE).
+pub(crate) fn new_neighbour(index: u32, ip: IpAddr, mac: &[u8], state: NeighbourState) -> RouteNetlinkMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = family(&ip);
+    msg.header.ifindex = index;
+    msg.header.state = state;
+    msg.attributes.push(NeighbourAttribute::Destination(match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    }));
+    msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    RouteNetlinkMessage::NewNeighbour(msg)
+}
+
 impl Netlink {
     /// Add (or replace) a STALE neighbour entry `ip` → `mac` on link `index`.
     pub async fn seed_neighbour(&self, index: u32, ip: IpAddr, mac: &[u8]) -> Result<(), NlError> {
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = family(&ip);
-        msg.header.ifindex = index;
-        msg.header.state = NeighbourState::Stale;
-        msg.attributes.push(NeighbourAttribute::Destination(match ip {
-            IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-            IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-        }));
-        msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.ack(RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE | NLM_F_REPLACE).await
+        self.ack(new_neighbour(index, ip, mac, NeighbourState::Stale), NLM_F_CREATE | NLM_F_REPLACE).await
     }
 }

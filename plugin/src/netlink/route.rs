@@ -130,15 +130,26 @@ impl Netlink {
     /// one targeted request, where a dump of every route would grow with the node's containers
     /// and could be cut short by concurrent changes. `None` when nothing routes it.
     pub async fn route_oif(&self, dst: IpAddr) -> Result<Option<u32>, NlError> {
+        Ok(self.lookup(dst).await?.filter(|r| r.header.kind == RouteType::Unicast).and_then(|r| {
+            r.attributes.into_iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(i) } else { None })
+        }))
+    }
+
+    /// Whether `addr` is an address of the node, on any link (a lookup answers with a `local`
+    /// route).
+    pub async fn is_local(&self, addr: IpAddr) -> Result<bool, NlError> {
+        Ok(self.lookup(addr).await?.is_some_and(|r| r.header.kind == RouteType::Local))
+    }
+
+    /// The route the node would use for `dst` (`ip route get`); `None` when nothing routes it.
+    async fn lookup(&self, dst: IpAddr) -> Result<Option<RouteMessage>, NlError> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = family(&dst);
         msg.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
         msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
         match self.get(RouteNetlinkMessage::GetRoute(msg)).await {
             Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) if r.header.kind == RouteType::Unicast => {
-                    r.attributes.into_iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(i) } else { None })
-                }
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
                 _ => None,
             })),
             Err(e) if matches!(e.errno, Some(Errno::ENETUNREACH | Errno::EHOSTUNREACH)) => Ok(None),

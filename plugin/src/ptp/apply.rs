@@ -1,79 +1,79 @@
 //! Applying a [`PtpPlan`] to a fresh veth pair, in as few round trips as the kernel allows:
 //! each namespace's requests travel as one datagram (`netlink::Batch`), processed in order.
 
-use super::PtpPlan;
-use crate::attach::Attachment;
+use super::{gateway, PtpPlan};
+use crate::attach::{Attachment, Undo};
 use crate::container::{self, ContainerSetup};
-use crate::error::{Doing, Result};
+use crate::context::Context;
+use crate::error::{Doing, Error, Result};
 use crate::netlink::addr::AddrFlags;
 use crate::netlink::link::Link;
-use crate::netlink::Netlink;
 use conf::NetResult;
-use futures::future::join_all;
+use std::net::IpAddr;
 
 /// Configure both ends of the pair. Two round trips on the critical path:
 /// 1. at the same time, the container in one datagram (its addresses, up, a get of the link,
-///    which brings its state up to date, see `Netlink::sync_link_state`, the routes) and the
-///    node in another (the gateway addresses and host routes on the node end);
+///    which brings its state up to date, see `Netlink::sync_link_state`, the gateways' permanent
+///    neighbour entries, the routes) and the node in another (the gateways on `lo`, the host
+///    routes, and for IPv6 the container's MAC as a neighbour of the node end); the node's under
+///    the lock of its gateway users, recorded first (see `super::gateway`);
 /// 2. the node end's state brought up to date (its carrier came on with step 1).
-///
-/// Only on kernels before 6.8, where the gets cannot bring the state up to date, a third:
-/// neighbour entries for the IPv6 addresses.
 pub async fn configure(
-    node: &Netlink,
+    ctx: &Context,
     att: &Attachment<'_>,
     plan: &PtpPlan,
     allocated: &NetResult,
-    host: &Link,
-    container: &Link,
+    (host, container): (&Link, &Link),
+    undo: &mut Undo,
 ) -> Result<()> {
+    let (Some(host_mac), Some(ctr_mac)) = (host.mac.as_deref(), container.mac.as_deref()) else {
+        return Err(Error::kernel_state(format!("the pair {} / {} has no MAC", host.name, att.ifname()), false));
+    };
+    let root = &ctx.gateway_users;
+    let users = gateway::lock(root)?;
+    undo.gateway_user = true;
+    gateway::record(&users, root, &plan.gateways, &host.name)?;
+
+    let mut batch = ctx.node.batch();
     let flags = AddrFlags { no_prefix_route: true, ..AddrFlags::default() };
-    let mut batch = node.batch();
-    let addrs: Vec<_> = plan.host_addrs.iter().map(|a| (a, batch.add_addr(host.index, *a, flags))).collect();
+    let held: Vec<_> =
+        plan.gateways.iter().map(|gw| (gw, batch.add_addr(gateway::LOOPBACK, gateway::held(*gw), flags))).collect();
     let routes: Vec<_> = plan.host_routes.iter().map(|r| (r, batch.add_route(host.index, r))).collect();
+    // The node end's IPv6 link-local address is tentative for the first second (duplicate
+    // address detection), and without a source address of the link the node sends no neighbour
+    // solicitation at all (`ndisc_send_ns`): so the node is told the container's MAC. STALE: the
+    // kernel confirms it by the usual unicast probe later, so a changed MAC is still learnt.
+    let v6_addrs = allocated.ips.iter().map(|ip| ip.address.addr()).filter(IpAddr::is_ipv6);
+    let seeds: Vec<_> = v6_addrs.map(|ip| (ip, batch.seed_neighbour(host.index, ip, ctr_mac))).collect();
+    let node_side = async {
+        let outcomes = batch.send().await;
+        drop(users);
+        outcomes
+    };
+    let neighbours: Vec<(IpAddr, &[u8])> = plan.gateways.iter().map(|gw| (*gw, host_mac)).collect();
     let setup = ContainerSetup {
         addrs: &plan.container_addrs,
         flags,
         arp_notify: false,
         up: true,
+        neighbours: &neighbours,
         routes: &plan.container_routes,
     };
-    let (node_side, container_synced) = tokio::join!(batch.send(), container::configure(att, container.index, &setup));
-    let container_synced = container_synced?;
+    let (node_side, container_side) = tokio::join!(node_side, container::configure(att, container.index, &setup));
+    container_side?;
     let mut outcomes = node_side.doing(format!("configure {}", host.name))?;
-    for (addr, slot) in addrs {
-        outcomes.take(slot).doing(format!("add gateway {addr} to {}", host.name))?;
+    for (gw, slot) in held {
+        match outcomes.take(slot) {
+            Err(e) if !e.is_exists() => return Err(Error::kernel(format!("hold gateway {gw} on lo"), e)),
+            _ => {}
+        }
     }
     for (route, slot) in routes {
         outcomes.take(slot).doing(format!("add route {} dev {}", route.dst, host.name))?;
     }
-    let host_synced = node.sync_link_state(host.index).await.doing(format!("read {}", host.name))?;
-    if !(container_synced && host_synced) {
-        seed_neighbours(allocated, (node, host), (&att.ctr, container)).await?;
+    for (ip, slot) in seeds {
+        outcomes.take(slot).doing(format!("add neighbour {ip} to {}", host.name))?;
     }
-    Ok(())
-}
-
-/// Kernels before 6.8 leave the link state to linkwatch (up to a second): there, give both ends
-/// each other's MAC for the IPv6 addresses, so the first packets need no neighbour discovery
-/// (which is what fails until the link is ready).
-async fn seed_neighbours(
-    allocated: &NetResult,
-    (node, host): (&Netlink, &Link),
-    (ctr, container): (&Netlink, &Link),
-) -> Result<()> {
-    let (Some(host_mac), Some(ctr_mac)) = (&host.mac, &container.mac) else { return Ok(()) };
-    let mut seeds = Vec::new();
-    for ip in allocated.ips.iter().filter(|ip| ip.address.addr().is_ipv6()) {
-        let addr = ip.address.addr();
-        seeds.push((addr, node.seed_neighbour(host.index, addr, ctr_mac)));
-        if let Some(gw) = ip.gateway {
-            seeds.push((gw, ctr.seed_neighbour(container.index, gw, host_mac)));
-        }
-    }
-    let (addrs, futures): (Vec<_>, Vec<_>) = seeds.into_iter().unzip();
-    for (addr, seeded) in addrs.into_iter().zip(join_all(futures).await) {
-        seeded.doing(format!("seed neighbour {addr}"))?;
-    }
+    ctx.node.sync_link_state(host.index).await.doing(format!("read {}", host.name))?;
     Ok(())
 }

@@ -1,10 +1,13 @@
-//! Mode `ptp`: a routed veth per container (the reference `ptp` topology). [`plan`] decides
-//! what goes where; [`wire`] applies it; [`check_node`] is the node half of CHECK.
+//! Mode `ptp`: a routed veth per container (the reference `ptp` topology, with the gateway held
+//! once by the node: [`gateway`]). [`plan`] decides what goes where; [`wire`] applies it;
+//! [`check_node`] is the node half of CHECK.
 
 mod apply;
+pub mod gateway;
 mod plan;
 #[cfg(test)]
 mod root_tests;
+mod users;
 
 pub use plan::{plan, PtpPlan};
 
@@ -17,6 +20,7 @@ use crate::{sysctl, veth};
 use conf::{Interface, IpConfig, NetResult};
 use futures::future::join_all;
 use ipnet::IpNet;
+use std::net::IpAddr;
 
 /// Wire the attachment and build the result.
 pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, undo: &mut Undo) -> Result<NetResult> {
@@ -25,7 +29,7 @@ pub async fn wire(ctx: &Context, att: &Attachment<'_>, allocated: &NetResult, un
     let has_v6 = plan.container_addrs.iter().any(|a| a.addr().is_ipv6());
     sysctl::enable_forwarding(has_v4, has_v6)?;
     let (host, container) = veth::create_pair(&ctx.node, att, undo, None, has_v6).await?;
-    apply::configure(&ctx.node, att, &plan, allocated, &host, &container).await?;
+    apply::configure(ctx, att, &plan, allocated, (&host, &container), undo).await?;
     if has_v6 && host.accept_ra.is_some_and(|ra| ra != 0) {
         // The node end must not learn routes from router advertisements a container sends
         // (plugins#484): the reference sets the same. (Without IPv6 there is none to learn.)
@@ -56,9 +60,9 @@ fn result(att: &Attachment<'_>, allocated: &NetResult, host: &Link, container: &
     }
 }
 
-/// CHECK on the node: the node end exists, carries the network's group (when isolated), and routes each
-/// container address.
-pub async fn check_node(node: &Netlink, host_veth: &str, group: u32, ips: &[IpNet]) -> Result<()> {
+/// CHECK on the node: the node end exists, carries the network's group (when isolated), each gateway
+/// is an address of the node, and each container address is routed into the node end.
+pub async fn check_node(node: &Netlink, host_veth: &str, group: u32, ips: &[IpNet], gateways: &[IpAddr]) -> Result<()> {
     let node_end = node
         .link_by_name(host_veth)
         .await
@@ -69,6 +73,13 @@ pub async fn check_node(node: &Netlink, host_veth: &str, group: u32, ips: &[IpNe
             "node interface {host_veth} is in group {:#x}, not {group:#x}",
             node_end.group
         )));
+    }
+    // Before the routes: a host route goes with the gateway it names as its source.
+    let local = join_all(gateways.iter().map(|gw| node.is_local(*gw))).await;
+    for (gw, local) in gateways.iter().zip(local) {
+        if !local.doing(format!("look up gateway {gw} on the node"))? {
+            return Err(Error::drift(format!("gateway {gw} is no address of the node")));
+        }
     }
     // Only ptp's host routes lead into the node end, so a lookup that ends there is ours.
     let lookups = join_all(ips.iter().map(|ip| node.route_oif(ip.addr()))).await;

@@ -4,8 +4,9 @@
 //! - container: each address without its prefix route; `<gw>/32 dev eth0 scope link src <ip>`;
 //!   `<subnet> via <gw> src <ip>` (everything goes through the node, even the neighbours, so the
 //!   node sees and routes all traffic); IPAM's routes via the gateway of their family;
-//! - node: `<gw>/32` (/128) on the node end (every node end of the network carries the same
-//!   gateway address) and `<ip>/32 dev <node end> scope host`.
+//! - node: `<ip>/32 dev <node end> scope host src <gw>`, and the gateway itself held once by the
+//!   node, on `lo` (the reference puts it on every node end instead: see `super::gateway` for why
+//!   tether does not); the container reaches it through a permanent neighbour entry.
 
 use crate::error::{Error, Result};
 use crate::netlink::route::{scope, RouteSpec};
@@ -20,8 +21,8 @@ pub struct PtpPlan {
     pub container_addrs: Vec<IpNet>,
     /// Routes in the container, through the container end, in order.
     pub container_routes: Vec<RouteSpec>,
-    /// Addresses of the node end.
-    pub host_addrs: Vec<IpNet>,
+    /// The gateways the node holds for it (on `lo`), one per family at most.
+    pub gateways: Vec<IpAddr>,
     /// Routes on the node, through the node end.
     pub host_routes: Vec<RouteSpec>,
 }
@@ -38,12 +39,12 @@ pub fn plan(ipam: &NetResult) -> Result<PtpPlan> {
     if ipam.ips.is_empty() {
         return Err(Error::config("IPAM plugin returned missing IP config"));
     }
-    let mut p = PtpPlan { container_addrs: vec![], container_routes: vec![], host_addrs: vec![], host_routes: vec![] };
+    let mut p = PtpPlan { container_addrs: vec![], container_routes: vec![], gateways: vec![], host_routes: vec![] };
     for ip in &ipam.ips {
         let addr = ip.address.addr();
         let gw = ip.gateway.ok_or_else(|| {
             Error::config(format!("IPAM returned {} without a gateway", ip.address))
-                .hint("ptp routes through the gateway address on the node end")
+                .hint("ptp routes the container through a gateway address the node holds")
         })?;
         p.container_addrs.push(ip.address);
         p.container_routes.push(RouteSpec {
@@ -54,10 +55,10 @@ pub fn plan(ipam: &NetResult) -> Result<PtpPlan> {
         if ip.address.prefix_len() < ip.address.max_prefix_len() {
             p.container_routes.push(RouteSpec { src: Some(addr), ..RouteSpec::via(ip.address.trunc(), Some(gw)) });
         }
-        if !p.host_addrs.contains(&host_prefix(gw)) {
-            p.host_addrs.push(host_prefix(gw));
+        if !p.gateways.contains(&gw) {
+            p.gateways.push(gw);
         }
-        p.host_routes.push(RouteSpec { scope: scope::HOST, ..RouteSpec::via(host_prefix(addr), None) });
+        p.host_routes.push(RouteSpec { scope: scope::HOST, src: Some(gw), ..RouteSpec::via(host_prefix(addr), None) });
     }
     p.container_routes.extend(ipam.routes.iter().map(|route| RouteSpec::from_ipam(route, &ipam.ips)));
     Ok(p)
@@ -93,9 +94,10 @@ mod tests {
         assert_eq!(r[0].src, Some("198.18.1.5".parse().unwrap()));
         assert_eq!((r[1].dst.to_string(), r[1].gw), ("198.18.1.0/24".into(), Some("198.18.1.1".parse().unwrap())));
         assert_eq!((r[2].dst.to_string(), r[2].gw), ("0.0.0.0/0".into(), Some("198.18.1.1".parse().unwrap())));
-        assert_eq!(p.host_addrs, vec!["198.18.1.1/32".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.gateways, vec!["198.18.1.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(p.host_routes.len(), 1);
         assert_eq!((p.host_routes[0].dst.to_string(), p.host_routes[0].scope), ("198.18.1.5/32".into(), scope::HOST));
+        assert_eq!(p.host_routes[0].src, Some("198.18.1.1".parse().unwrap()), "the node answers from the gateway");
     }
 
     #[test]
@@ -107,8 +109,9 @@ mod tests {
         .unwrap();
         let default6 = p.container_routes.iter().find(|r| r.dst.to_string() == "::/0").unwrap();
         assert_eq!(default6.gw, Some("fd7e:7e7e:1::1".parse().unwrap()));
-        assert!(p.host_addrs.contains(&"fd7e:7e7e:1::1/128".parse().unwrap()));
-        assert!(p.host_routes.iter().any(|r| r.dst.to_string() == "fd7e:7e7e:1::5/128"));
+        assert!(p.gateways.contains(&"fd7e:7e7e:1::1".parse().unwrap()));
+        let host6 = p.host_routes.iter().find(|r| r.dst.to_string() == "fd7e:7e7e:1::5/128").unwrap();
+        assert_eq!(host6.src, Some("fd7e:7e7e:1::1".parse().unwrap()));
     }
 
     #[test]
@@ -117,7 +120,7 @@ mod tests {
         let dsts: Vec<String> = p.container_routes.iter().map(|r| r.dst.to_string()).collect();
         assert_eq!(dsts, ["fd7e:7e7e:1::1/128", "fd7e:7e7e:1::/64", "::/0"]);
         assert_eq!(p.container_routes[0].src, Some("fd7e:7e7e:1::5".parse().unwrap()));
-        assert_eq!(p.host_addrs, vec!["fd7e:7e7e:1::1/128".parse::<IpNet>().unwrap()]);
+        assert_eq!(p.gateways, vec!["fd7e:7e7e:1::1".parse::<IpAddr>().unwrap()]);
         assert_eq!(p.host_routes[0].dst.to_string(), "fd7e:7e7e:1::5/128");
         // A /32 from IPAM: no subnet to route via the gateway, only the gateway on-link.
         let p = plan(&ipam(&[("198.18.1.5/32", "198.18.1.1")], &[])).unwrap();
@@ -126,10 +129,9 @@ mod tests {
     }
 
     #[test]
-    fn every_node_end_of_a_network_carries_the_gateway_once() {
-        // Two addresses of one family behind one gateway: the gateway address is added once.
+    fn two_addresses_behind_one_gateway_hold_it_once() {
         let p = plan(&ipam(&[("198.18.1.5/24", "198.18.1.1"), ("198.18.1.6/24", "198.18.1.1")], &[])).unwrap();
-        assert_eq!(p.host_addrs.len(), 1);
+        assert_eq!(p.gateways.len(), 1);
         assert_eq!(p.host_routes.len(), 2);
     }
 

@@ -8,7 +8,7 @@ use crate::config::tests::request;
 use crate::config::PluginConf;
 use crate::context::Context;
 use crate::netns::{self, Netns};
-use crate::testns::{can_run, new_netns, tool};
+use crate::testns::{can_run, json as json_of, new_netns, tool};
 use crate::veth;
 use conf::{IpConfig, NetResult, Route};
 use serde_json::json;
@@ -63,25 +63,104 @@ fn allocated(v4: bool, v6: bool) -> NetResult {
     r
 }
 
-/// Wire `eth0` of `ctr` as ADD would after IPAM; the result and what was recorded for undo.
+/// Wire `eth0` of `ctr` as ADD would after IPAM, as container `c1`; the result and what was
+/// recorded for undo.
 fn wire(ctr: &Netns, ipam: &NetResult) -> (crate::error::Result<NetResult>, Undo) {
+    let ctx = context();
+    let out = wire_as(&ctx, "c1", ctr, ipam);
+    let _ = std::fs::remove_dir_all(&ctx.gateway_users);
+    out
+}
+
+/// The node's context, with a record of gateway users of the test's own (the node namespace
+/// dies with the test's thread; its record goes with the directory).
+fn context() -> Context {
+    let mut ctx = Context::on_node().unwrap();
+    ctx.gateway_users =
+        std::env::temp_dir().join(format!("tether-ptp-root-{}-{:?}", std::process::id(), std::thread::current().id()));
+    ctx
+}
+
+/// Wire `eth0` of `ctr` as container `id` on the node of `ctx`.
+fn wire_as(ctx: &Context, id: &str, ctr: &Netns, ipam: &NetResult) -> (crate::error::Result<NetResult>, Undo) {
     let req = request(
         json!({"cniVersion": "1.1.0", "name": "ptptest", "type": "tether", "mtu": 1400, "ipam": {"type": "tether-ipam"}}),
         "",
     );
     let conf = PluginConf::from_request(&req).unwrap();
-    let ctx = Context::on_node().unwrap();
     let att = Attachment {
         request: &req,
         conf: &conf,
         netns: ctr,
         ctr: ctx.connect_in(ctr).unwrap(),
-        host_veth: veth::host_veth_name("ptptest", "c1", "eth0"),
+        host_veth: veth::host_veth_name("ptptest", id, "eth0"),
         group: 0,
     };
     let mut undo = Undo::default();
-    let result = ctx.block_on(super::wire(&ctx, &att, ipam, &mut undo));
+    let result = ctx.block_on(super::wire(ctx, &att, ipam, &mut undo));
     (result, undo)
+}
+
+/// Undo `id`'s attachment from the node side, as DEL does: its node end, then its use of the
+/// gateways.
+fn unwire(ctx: &Context, id: &str) {
+    let host_veth = veth::host_veth_name("ptptest", id, "eth0");
+    ctx.block_on(async {
+        ctx.node.delete_link(&host_veth).await.unwrap();
+        super::gateway::release(&ctx.node, &ctx.gateway_users, &host_veth).await.unwrap();
+    });
+}
+
+/// The global addresses of `dev` on the calling thread's node, as `addr/prefix`.
+fn global_addrs(dev: &str) -> Vec<String> {
+    let doc = json_of("ip", &["addr", "show", "dev", dev]);
+    let infos = doc[0]["addr_info"].as_array().cloned().unwrap_or_default();
+    infos
+        .iter()
+        .filter(|a| a["scope"] == "global")
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect()
+}
+
+#[test]
+fn the_gateway_is_held_once_on_lo_and_goes_with_its_last_user() {
+    in_new_node("the_gateway_is_held_once_on_lo_and_goes_with_its_last_user", || {
+        let ctx = context();
+        let (first, second) = (new_netns(), new_netns());
+        let mut two = allocated(true, true);
+        for ip in &mut two.ips {
+            let bumped = match ip.address.addr() {
+                std::net::IpAddr::V4(_) => "198.18.7.3/24",
+                std::net::IpAddr::V6(_) => "fd7e:7e7e:7::3/64",
+            };
+            ip.address = bumped.parse().unwrap();
+        }
+        wire_as(&ctx, "c1", &first, &allocated(true, true)).0.unwrap();
+        wire_as(&ctx, "c2", &second, &two).0.unwrap();
+        let mut on_lo = global_addrs("lo");
+        on_lo.sort();
+        assert_eq!(on_lo, ["198.18.7.1/32", "fd7e:7e7e:7::1/128"], "each gateway once, on lo");
+        let node_end = veth::host_veth_name("ptptest", "c1", "eth0");
+        assert_eq!(global_addrs(&node_end), Vec::<String>::new(), "node ends carry no gateway");
+        // The container knows the gateway's MAC for good: the node end does not answer for it.
+        let mac = json_of("ip", &["link", "show", "dev", &node_end])[0]["address"].as_str().unwrap().to_string();
+        let neighbours = netns::run_in(&first, || Ok(json_of("ip", &["neigh", "show", "dev", "eth0"]))).unwrap();
+        for gw in ["198.18.7.1", "fd7e:7e7e:7::1"] {
+            let entry = neighbours.as_array().unwrap().iter().find(|n| n["dst"] == gw);
+            let entry = entry.unwrap_or_else(|| panic!("no neighbour {gw} in the container: {neighbours}"));
+            assert_eq!(entry["lladdr"].as_str(), Some(mac.as_str()), "{entry}");
+            assert!(entry["state"].to_string().contains("PERMANENT"), "{entry}");
+        }
+
+        unwire(&ctx, "c1");
+        assert_eq!(global_addrs("lo").len(), 2, "the second attachment still uses both gateways");
+        assert!(ping_from(&second, "198.18.7.1"), "container 2 -> gateway IPv4 after container 1 left");
+        assert!(ping_from(&second, "fd7e:7e7e:7::1"), "container 2 -> gateway IPv6 after container 1 left");
+        assert!(ping("fd7e:7e7e:7::3"), "node -> container 2 IPv6");
+        unwire(&ctx, "c2");
+        assert_eq!(global_addrs("lo"), Vec::<String>::new(), "the last user took the gateways with it");
+        std::fs::remove_dir_all(&ctx.gateway_users).unwrap();
+    });
 }
 
 #[test]
