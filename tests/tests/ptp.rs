@@ -373,6 +373,19 @@ fn check_passes_then_catches_drift(imp: Impl, version: &str, x: u8) {
     out.assert_error();
     assert!(out.error_text().contains(IFNAME), "CHECK must name the missing interface:\n{out}");
     net.del(&ctr, Some(&result)).assert_ok_silent();
+
+    // 4. tether: the gateway the node holds (on `lo`, see README) is gone.
+    if imp == Impl::Tether {
+        let ctr = net.node.container("g");
+        let result = net.add_ok(&ctr);
+        let gw = result["ips"][0]["gateway"].as_str().expect("a gateway").to_string();
+        let held = if gw.contains(':') { format!("{gw}/128") } else { format!("{gw}/32") };
+        net.node.ip_ok(&["addr", "del", &held, "dev", "lo"]);
+        let out = net.check(&ctr, &result);
+        out.assert_error();
+        assert!(out.error_text().contains(&gw), "CHECK must name the missing gateway {gw}:\n{out}");
+        net.del(&ctr, Some(&result)).assert_ok_silent();
+    }
 }
 
 #[test]
@@ -824,6 +837,20 @@ fn gc_removes_only_stale_attachments() {
     assert_traffic(&net, &keep, &kept);
     net.del(&keep, Some(&kept)).assert_ok_silent();
     net.del(&stale, Some(&gone)).assert_ok_silent();
+}
+
+#[test]
+fn gc_of_every_attachment_leaves_the_node_as_it_was() {
+    let Some(net) = Net::new("gcall", Impl::Tether, "1.1.0", Family::Dual, 31) else { return };
+    let baseline = net.node.state();
+    let (a, b) = (net.node.container("a"), net.node.container("b"));
+    net.add_ok(&a);
+    let rb = net.add_ok(&b);
+    // One node end gone behind the plugin's back (a DEL killed half-way, an operator): its use of
+    // the gateways is still recorded, and GC finds it stale.
+    net.node.ip_ok(&["link", "del", &node_end(&rb)]);
+    net.plugin.gc(&with_valid_attachments(&net.conf(), &[])).assert_ok_silent();
+    assert_eq!(net.node.state(), baseline, "GC of every attachment left state on the node (the gateways?)");
 }
 
 #[test]
