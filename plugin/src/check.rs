@@ -34,7 +34,9 @@ pub fn check(request: &Request) -> Result<()> {
     let expected = &prev.interfaces[index];
     let own_ips: Vec<_> = prev.ips.iter().filter(|ip| ip.interface.is_none_or(|i| i == index)).collect();
     let ips: Vec<IpNet> = own_ips.iter().map(|ip| ip.address).collect();
-    let gateways: Vec<IpAddr> = own_ips.iter().filter_map(|ip| ip.gateway).collect();
+    let mut gateways: Vec<IpAddr> = own_ips.iter().filter_map(|ip| ip.gateway).collect();
+    gateways.sort_unstable();
+    gateways.dedup();
     let host_veth = veth::host_veth_name(network, &inv.container_id, &inv.ifname);
     let ctx = Context::on_node()?;
     let ctr = ctx.connect_in(&netns)?;

@@ -38,12 +38,20 @@ pub fn del(request: &Request) -> Result<()> {
     let (links, mut errors) = std::thread::scope(|scope| {
         let firewall = scope.spawn(|| Firewall::on_node().remove(owner, true, spoof_check));
         // The context inside the links' step: if it cannot be built, the other steps still run.
-        let links = Context::on_node().and_then(|ctx| ctx.block_on(remove_links(&ctx, request)));
+        // A gateway record that cannot be changed is reported but keeps no reservation: the
+        // node end is gone.
+        let links = Context::on_node().and_then(|ctx| {
+            ctx.block_on(async {
+                remove_links(&ctx, request).await?;
+                Ok(release_gateways(&ctx, request).await)
+            })
+        });
         let errors = firewall.join().unwrap_or_else(|_| vec![Error::Internal("DEL helper thread died".into())]);
         (links, errors)
     });
     match links {
-        Ok(()) => {
+        Ok(released) => {
+            errors.extend(released.err());
             if let Err(e) = Ipam::of(request).run(request, Command::Del) {
                 errors.push(e.into());
             }
@@ -53,23 +61,26 @@ pub fn del(request: &Request) -> Result<()> {
     combine(errors)
 }
 
+/// ptp: the node end is gone, so it uses no gateway any more.
+async fn release_gateways(ctx: &Context, request: &Request) -> Result<()> {
+    if config::mode_of(&request.config) != Mode::Ptp {
+        return Ok(());
+    }
+    let inv = &request.invocation;
+    let host_veth = veth::host_veth_name(&request.config.name, &inv.container_id, &inv.ifname);
+    ptp::gateway::release(&ctx.node, &ctx.gateway_users, &host_veth).await
+}
+
 /// Delete the pair from the node side; if the node end is unknown (an attachment another
 /// plugin made, e.g. the reference `ptp` before the node switched `type`), remove the container
 /// end instead (see [`remove_foreign_pair`]).
 async fn remove_links(ctx: &Context, request: &Request) -> Result<()> {
     let inv = &request.invocation;
     let host_veth = veth::host_veth_name(&request.config.name, &inv.container_id, &inv.ifname);
-    let deleted = match ctx.node.delete_link(&host_veth).await {
-        Ok(()) => true,
-        Err(e) if e.is_not_found() => false,
+    match ctx.node.delete_link(&host_veth).await {
+        Ok(()) => return Ok(()),
+        Err(e) if e.is_not_found() => {}
         Err(e) => return Err(Error::kernel(format!("delete {host_veth}"), e)),
-    };
-    // Once the node end is gone (it may have been before this DEL: a repeat, a half-failed ADD).
-    if config::mode_of(&request.config) == Mode::Ptp {
-        ptp::gateway::release(&ctx.node, &ctx.gateway_users, &host_veth).await?;
-    }
-    if deleted {
-        return Ok(());
     }
     let Some(path) = inv.netns.as_deref() else { return Ok(()) };
     // A namespace that is gone, or a path that is no namespace any more: nothing left inside.
@@ -115,15 +126,13 @@ pub fn gc(request: &Request) -> Result<()> {
     let links = Context::on_node().and_then(|ctx| {
         ctx.block_on(async {
             remove_stale_links(&ctx, request).await?;
-            // After the stale node ends: their users go with them.
-            if ptp {
-                ptp::gateway::sweep(&ctx.node, &ctx.gateway_users).await?;
-            }
-            Ok(())
+            // After the stale node ends, whose use of the gateways goes with them.
+            Ok(if ptp { ptp::gateway::sweep(&ctx.node, &ctx.gateway_users).await } else { Ok(()) })
         })
     });
     match links {
-        Ok(()) => {
+        Ok(swept) => {
+            errors.extend(swept.err());
             if let Err(e) = Ipam::of(request).run(request, Command::Gc) {
                 errors.push(e.into());
             }

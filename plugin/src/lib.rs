@@ -13,6 +13,7 @@ mod del;
 mod error;
 mod firewall;
 mod ipam;
+mod kernel;
 mod mac;
 mod netlink;
 mod netns;

@@ -114,8 +114,8 @@ fn mac_of(link: &Link) -> Result<[u8; 6]> {
 
 /// Gateway mode, IPv6: seed the node's neighbour entry for the container and the container's for
 /// its gateway (see `netlink::neigh`): the first solicitation after ADD is sometimes lost and the
-/// retry comes a second later. ptp seeds only when the link state did not sync; bridge mode
-/// always does.
+/// retry comes a second later. (ptp seeds the node side only: the container knows its gateway
+/// by a permanent entry.)
 async fn seed_neighbours(
     host_nl: &Netlink,
     ctr_nl: &Netlink,

@@ -3,7 +3,9 @@
 use super::{family, Netlink, NlError};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol, AddressScope,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 
 /// How an address is added.
@@ -15,6 +17,11 @@ pub struct AddrFlags {
     /// Let IPv6 duplicate address detection run (the address is tentative until it passes).
     /// Off by default: see [`Netlink::add_addr`].
     pub dad: bool,
+    /// IPv4: scope host, so the kernel never picks it as another link's source address
+    /// (`inet_select_addr` falls back to `lo`'s addresses first); a route may still name it.
+    pub host_scope: bool,
+    /// IFA_PROTO (Linux 6.1; older kernels ignore it): who added the address.
+    pub protocol: Option<u8>,
 }
 
 /// An address as read back, with the DAD state of IPv6 addresses.
@@ -26,6 +33,8 @@ pub struct AddrInfo {
     pub tentative: bool,
     /// IFA_F_DADFAILED: another host on the link has it.
     pub dad_failed: bool,
+    /// IFA_PROTO, on kernels that report it (6.1 and later).
+    pub protocol: Option<u8>,
 }
 
 /// The RTM_NEWADDR message for [`Netlink::add_addr`] (send it with NLM_F_CREATE | NLM_F_EXCL).
@@ -42,6 +51,12 @@ pub(crate) fn new_address(index: u32, addr: IpNet, flags: AddrFlags) -> RouteNet
     }
     if flags.no_prefix_route {
         all |= AddressFlags::Noprefixroute;
+    }
+    if flags.host_scope && ip.is_ipv4() {
+        msg.header.scope = AddressScope::Host;
+    }
+    if let Some(protocol) = flags.protocol {
+        msg.attributes.push(AddressAttribute::Protocol(AddressProtocol::from(protocol)));
     }
     msg.attributes.push(AddressAttribute::Local(ip));
     msg.attributes.push(AddressAttribute::Address(ip));
@@ -99,12 +114,13 @@ impl Netlink {
                     let prefix = a.header.prefix_len;
                     // IFA_FLAGS (32 bit) when present, else the 8-bit header flags.
                     let mut flags = AddressFlags::from_bits_retain(u32::from(a.header.flags.bits()));
-                    let mut net = None;
+                    let (mut net, mut protocol) = (None, None);
                     for attr in a.attributes {
                         match attr {
                             AddressAttribute::Local(ip) => net = IpNet::new(ip, prefix).ok(),
                             AddressAttribute::Address(ip) if net.is_none() => net = IpNet::new(ip, prefix).ok(),
                             AddressAttribute::Flags(f) => flags = f,
+                            AddressAttribute::Protocol(p) => protocol = Some(u8::from(p)),
                             _ => {}
                         }
                     }
@@ -112,6 +128,7 @@ impl Netlink {
                         net,
                         tentative: flags.contains(AddressFlags::Tentative),
                         dad_failed: flags.contains(AddressFlags::Dadfailed),
+                        protocol,
                     })
                 }
                 _ => None,

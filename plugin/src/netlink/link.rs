@@ -344,7 +344,8 @@ impl Netlink {
     /// 8 runs of 8 (a ping started 0.5 s later succeeded). Since Linux 6.8, RTM_GETLINK runs the
     /// pending linkwatch work of the device first (`rtnl_getlink` calls `linkwatch_sync_dev`),
     /// so one get per end makes the pair usable at once. Older kernels answer with the stale
-    /// state: `false` then, and the caller works around it.
+    /// state: `false` then (ADD seeds the neighbours it needs on every kernel, so it does not
+    /// depend on the answer).
     pub async fn sync_link_state(&self, index: u32) -> Result<bool, NlError> {
         Ok(oper_up(&self.get(get_by_index(index)).await?))
     }

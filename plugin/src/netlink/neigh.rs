@@ -1,5 +1,6 @@
-//! Neighbour entries: seeding both ends of a fresh veth with each other's MAC (STALE, here), or
-//! a permanent entry (ptp's gateway in the container, see `ptp::gateway`; sent in a `Batch`).
+//! Neighbour entries: seeding the ends of a fresh veth with each other's MAC (STALE), or a
+//! permanent entry (ptp's gateway in the container, see `ptp::gateway`); one by one here, or in
+//! a `Batch`.
 //!
 //! Why: right after ADD the first IPv6 neighbour solicitation between the two ends is
 //! sometimes lost (the multicast group of a just-added address is joined from a workqueue, and

@@ -236,7 +236,7 @@ fn link_state_is_current_right_after_the_container_end_comes_up() {
         ctr.set_up(eth0.index).await.unwrap();
         let (c, h) = tokio::join!(ctr.sync_link_state(eth0.index), nl.sync_link_state(host.index));
         let (c, h) = (c.unwrap(), h.unwrap());
-        if kernel_at_least(6, 8) {
+        if crate::kernel::at_least(6, 8) {
             assert!(c && h, "RTM_GETLINK applies the pending carrier change since 6.8 (container {c}, node {h})");
             // And IPv6 considers the container end ready at once: it has its multicast route.
             let mcast = ip_in(&ctr_ns, &["-6", "route", "show", "table", "local", "ff00::/8"]);
@@ -305,11 +305,4 @@ fn a_batch_runs_in_order_and_reports_each_request() {
         let mut empty = ctr.batch().send().await.unwrap();
         assert!(empty.take(first).is_err());
     });
-}
-
-/// Whether the running kernel is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }

@@ -14,11 +14,11 @@
 //! Who uses which gateway is recorded in [`Users`]; whoever removes a gateway's last user removes
 //! the gateway, under the record's lock, so a concurrent ADD never loses it.
 
+use super::plan::host_prefix;
 use super::users::Users;
 pub use super::users::ROOT;
 use crate::error::{Error, Result};
 use crate::netlink::Netlink;
-use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -27,11 +27,11 @@ use std::path::Path;
 /// `LOOPBACK_IFINDEX` (1).
 pub const LOOPBACK: u32 = 1;
 
-/// How a gateway is held on `lo`: as a host prefix (no subnet route: ptp routes each container
-/// address itself).
-pub fn held(gateway: IpAddr) -> IpNet {
-    IpNet::from(gateway)
-}
+/// IFA_PROTO of the gateways tether holds (`ip addr` shows `proto 116`): the last user removes a
+/// gateway only if it is tether's, never one the operator had put on `lo` (which an ADD then just
+/// uses; the kernel reports no IFA_PROTO for an address added without one). Kernels before 6.1
+/// neither keep nor report it; there every unused gateway is removed.
+pub const PROTOCOL: u8 = 116;
 
 /// Lock the node's record of gateway users.
 ///
@@ -78,19 +78,39 @@ pub async fn sweep(node: &Netlink, root: &Path) -> Result<()> {
     let names: HashSet<String> = links.into_iter().map(|l| l.name).collect();
     let all = users.all().map_err(|cause| record_error("read", root, cause))?;
     for (gateway, user) in all.into_iter().filter(|(_, user)| !names.contains(user)) {
+        // A dump can miss a link while other links come and go (older kernels resume it by
+        // position): only a lookup says a node end is gone.
+        if node.link_by_name(&user).await.map_err(|e| Error::kernel(format!("read {user}"), e))?.is_some() {
+            continue;
+        }
         log::info!("GC: {user} is gone; it no longer uses gateway {gateway}");
         users.remove_from(gateway, &user).map_err(|cause| record_error(&format!("forget {user} in"), root, cause))?;
     }
     remove_unused(node, root, &users).await
 }
 
-/// Remove each gateway without users from `lo`, then its record (that order: a crash in between
-/// leaves the record, and the next release or GC finishes the job).
+/// Remove each gateway without users from `lo` (if tether's: [`PROTOCOL`]), then its record (that
+/// order: a crash in between leaves the record, and the next release or GC finishes the job).
 async fn remove_unused(node: &Netlink, root: &Path, users: &Users) -> Result<()> {
-    for gateway in users.unused().map_err(|cause| record_error("read", root, cause))? {
-        match node.delete_addr(LOOPBACK, held(gateway)).await {
-            Err(e) if !e.is_not_found() => return Err(Error::kernel(format!("remove gateway {gateway} from lo"), e)),
-            _ => log::info!("gateway {gateway} has no users left on the node: removed from lo"),
+    let unused = users.unused().map_err(|cause| record_error("read", root, cause))?;
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let on_lo = node.addr_infos(LOOPBACK).await.map_err(|e| Error::kernel("read the addresses of lo", e))?;
+    let protocols_known = crate::kernel::at_least(6, 1);
+    for gateway in unused {
+        let held = on_lo.iter().find(|a| a.net == host_prefix(gateway));
+        match held.map(|a| a.protocol) {
+            None => {}
+            Some(protocol) if protocols_known && protocol != Some(PROTOCOL) => {
+                log::info!("gateway {gateway} on lo was not added by tether ({protocol:?}): left there");
+            }
+            Some(_) => match node.delete_addr(LOOPBACK, host_prefix(gateway)).await {
+                Err(e) if !e.is_not_found() => {
+                    return Err(Error::kernel(format!("remove gateway {gateway} from lo"), e))
+                }
+                _ => log::info!("gateway {gateway} has no users left on the node: removed from lo"),
+            },
         }
         users.forget(gateway).map_err(|cause| record_error(&format!("forget gateway {gateway} in"), root, cause))?;
     }

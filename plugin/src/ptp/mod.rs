@@ -74,7 +74,7 @@ pub async fn check_node(node: &Netlink, host_veth: &str, group: u32, ips: &[IpNe
             node_end.group
         )));
     }
-    // Before the routes: a host route goes with the gateway it names as its source.
+    // Before the routes: an IPv4 host route goes with the gateway it names as its source.
     let local = join_all(gateways.iter().map(|gw| node.is_local(*gw))).await;
     for (gw, local) in gateways.iter().zip(local) {
         if !local.doing(format!("look up gateway {gw} on the node"))? {

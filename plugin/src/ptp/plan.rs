@@ -6,7 +6,9 @@
 //!   node sees and routes all traffic); IPAM's routes via the gateway of their family;
 //! - node: `<ip>/32 dev <node end> scope host src <gw>`, and the gateway itself held once by the
 //!   node, on `lo` (the reference puts it on every node end instead: see `super::gateway` for why
-//!   tether does not); the container reaches it through a permanent neighbour entry.
+//!   tether does not); the container reaches it through a permanent neighbour entry. An IPv6
+//!   link-local gateway stays on the node end, as in the reference: the kernel answers for a
+//!   `fe80::/10` address, and accepts it as a route's source, only on its own link.
 
 use crate::error::{Error, Result};
 use crate::netlink::route::{scope, RouteSpec};
@@ -23,11 +25,14 @@ pub struct PtpPlan {
     pub container_routes: Vec<RouteSpec>,
     /// The gateways the node holds for it (on `lo`), one per family at most.
     pub gateways: Vec<IpAddr>,
+    /// Link-local IPv6 gateways, on the node end.
+    pub node_end_gateways: Vec<IpNet>,
     /// Routes on the node, through the node end.
     pub host_routes: Vec<RouteSpec>,
 }
 
-fn host_prefix(ip: IpAddr) -> IpNet {
+/// `ip` alone: `/32` or `/128`.
+pub(super) fn host_prefix(ip: IpAddr) -> IpNet {
     IpNet::from(ip)
 }
 
@@ -39,7 +44,13 @@ pub fn plan(ipam: &NetResult) -> Result<PtpPlan> {
     if ipam.ips.is_empty() {
         return Err(Error::config("IPAM plugin returned missing IP config"));
     }
-    let mut p = PtpPlan { container_addrs: vec![], container_routes: vec![], gateways: vec![], host_routes: vec![] };
+    let mut p = PtpPlan {
+        container_addrs: vec![],
+        container_routes: vec![],
+        gateways: vec![],
+        node_end_gateways: vec![],
+        host_routes: vec![],
+    };
     for ip in &ipam.ips {
         let addr = ip.address.addr();
         let gw = ip.gateway.ok_or_else(|| {
@@ -55,13 +66,26 @@ pub fn plan(ipam: &NetResult) -> Result<PtpPlan> {
         if ip.address.prefix_len() < ip.address.max_prefix_len() {
             p.container_routes.push(RouteSpec { src: Some(addr), ..RouteSpec::via(ip.address.trunc(), Some(gw)) });
         }
-        if !p.gateways.contains(&gw) {
-            p.gateways.push(gw);
-        }
-        p.host_routes.push(RouteSpec { scope: scope::HOST, src: Some(gw), ..RouteSpec::via(host_prefix(addr), None) });
+        let src = if is_link_local(gw) {
+            if !p.node_end_gateways.contains(&host_prefix(gw)) {
+                p.node_end_gateways.push(host_prefix(gw));
+            }
+            None
+        } else {
+            if !p.gateways.contains(&gw) {
+                p.gateways.push(gw);
+            }
+            Some(gw)
+        };
+        p.host_routes.push(RouteSpec { scope: scope::HOST, src, ..RouteSpec::via(host_prefix(addr), None) });
     }
     p.container_routes.extend(ipam.routes.iter().map(|route| RouteSpec::from_ipam(route, &ipam.ips)));
     Ok(p)
+}
+
+/// An IPv6 link-local address (`fe80::/10`).
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 #[cfg(test)]
@@ -133,6 +157,17 @@ mod tests {
         let p = plan(&ipam(&[("198.18.1.5/24", "198.18.1.1"), ("198.18.1.6/24", "198.18.1.1")], &[])).unwrap();
         assert_eq!(p.gateways.len(), 1);
         assert_eq!(p.host_routes.len(), 2);
+    }
+
+    #[test]
+    fn a_link_local_gateway_stays_on_the_node_end() {
+        let p = plan(&ipam(&[("198.18.1.5/24", "198.18.1.1"), ("fd7e:7e7e:1::5/64", "fe80::1")], &["::/0"])).unwrap();
+        assert_eq!(p.gateways, vec!["198.18.1.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.node_end_gateways, vec!["fe80::1/128".parse::<IpNet>().unwrap()]);
+        let host6 = p.host_routes.iter().find(|r| r.dst.to_string() == "fd7e:7e7e:1::5/128").unwrap();
+        assert_eq!(host6.src, None, "a link-local source is refused on another link");
+        let default6 = p.container_routes.iter().find(|r| r.dst.to_string() == "::/0").unwrap();
+        assert_eq!(default6.gw, Some("fe80::1".parse().unwrap()));
     }
 
     #[test]

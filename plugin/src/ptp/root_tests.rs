@@ -113,12 +113,23 @@ fn unwire(ctx: &Context, id: &str) {
 
 /// The global addresses of `dev` on the calling thread's node, as `addr/prefix`.
 fn global_addrs(dev: &str) -> Vec<String> {
+    addrs_where(dev, |a| a["scope"] == "global")
+}
+
+/// What `lo` holds besides its loopback addresses, as `addr/prefix scope`, sorted.
+fn held_on_lo() -> Vec<String> {
+    let mut held = addrs_where("lo", |a| a["local"] != "127.0.0.1" && a["local"] != "::1");
+    held.sort();
+    held
+}
+
+fn addrs_where(dev: &str, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
     let doc = json_of("ip", &["addr", "show", "dev", dev]);
     let infos = doc[0]["addr_info"].as_array().cloned().unwrap_or_default();
     infos
         .iter()
-        .filter(|a| a["scope"] == "global")
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .filter(|a| keep(a))
+        .map(|a| format!("{}/{} {}", a["local"].as_str().unwrap(), a["prefixlen"], a["scope"].as_str().unwrap()))
         .collect()
 }
 
@@ -137,9 +148,16 @@ fn the_gateway_is_held_once_on_lo_and_goes_with_its_last_user() {
         }
         wire_as(&ctx, "c1", &first, &allocated(true, true)).0.unwrap();
         wire_as(&ctx, "c2", &second, &two).0.unwrap();
-        let mut on_lo = global_addrs("lo");
-        on_lo.sort();
-        assert_eq!(on_lo, ["198.18.7.1/32", "fd7e:7e7e:7::1/128"], "each gateway once, on lo");
+        // Each gateway once, on lo; IPv4's with scope host, so it is no other link's source.
+        assert_eq!(held_on_lo(), ["198.18.7.1/32 host", "fd7e:7e7e:7::1/128 global"]);
+        let protocols: Vec<_> = ctx
+            .block_on(ctx.node.addr_infos(super::gateway::LOOPBACK))
+            .unwrap()
+            .into_iter()
+            .filter(|a| !a.net.addr().is_loopback())
+            .map(|a| a.protocol)
+            .collect();
+        assert_eq!(protocols, [Some(super::gateway::PROTOCOL); 2], "tether's gateways say so");
         let node_end = veth::host_veth_name("ptptest", "c1", "eth0");
         assert_eq!(global_addrs(&node_end), Vec::<String>::new(), "node ends carry no gateway");
         // The container knows the gateway's MAC for good: the node end does not answer for it.
@@ -153,12 +171,26 @@ fn the_gateway_is_held_once_on_lo_and_goes_with_its_last_user() {
         }
 
         unwire(&ctx, "c1");
-        assert_eq!(global_addrs("lo").len(), 2, "the second attachment still uses both gateways");
+        assert_eq!(held_on_lo().len(), 2, "the second attachment still uses both gateways");
         assert!(ping_from(&second, "198.18.7.1"), "container 2 -> gateway IPv4 after container 1 left");
         assert!(ping_from(&second, "fd7e:7e7e:7::1"), "container 2 -> gateway IPv6 after container 1 left");
         assert!(ping("fd7e:7e7e:7::3"), "node -> container 2 IPv6");
         unwire(&ctx, "c2");
-        assert_eq!(global_addrs("lo"), Vec::<String>::new(), "the last user took the gateways with it");
+        assert_eq!(held_on_lo(), Vec::<String>::new(), "the last user took the gateways with it");
+        std::fs::remove_dir_all(&ctx.gateway_users).unwrap();
+    });
+}
+
+#[test]
+fn a_gateway_that_was_on_lo_before_stays_there() {
+    in_new_node("a_gateway_that_was_on_lo_before_stays_there", || {
+        let ctx = context();
+        tool("ip", &["addr", "add", "198.18.7.1/32", "dev", "lo"]);
+        let ctr = new_netns();
+        wire_as(&ctx, "c1", &ctr, &allocated(true, false)).0.unwrap();
+        assert!(ping_from(&ctr, "198.18.7.1"), "container -> the operator's gateway");
+        unwire(&ctx, "c1");
+        assert_eq!(held_on_lo(), ["198.18.7.1/32 global"], "the operator's address is not tether's to remove");
         std::fs::remove_dir_all(&ctx.gateway_users).unwrap();
     });
 }

@@ -12,8 +12,9 @@
 //!
 //! Invariant: a user's file exists before anything relies on the gateway (ADD writes it first) and
 //! is removed only once the user's node end is gone (DEL, a failed ADD, GC), so a gateway is never
-//! dropped under a live attachment. A crash can only leave a user or an empty directory behind:
-//! the gateway then stays until GC (or the next release) finds it unused.
+//! dropped under a live attachment. A crash can only leave a stale user behind (a DEL killed
+//! between the link and the record: the repeated DEL or GC clears it), or an empty directory (the
+//! next release of any user removes its gateway).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
