@@ -4,9 +4,12 @@
 # all of it goes with the last process), a node namespace `node` with B containers attached by
 # tether (ptp or bridge, IPv4, ipMasq on), then a shell command run inside the node namespace with
 # $CONF (the network configuration), $CTR (a free container namespace) and `cni VERB CTR` defined.
+# With BRIDGE_ARGS set (bridge mode), the bridge is made first by `ip link add tb-br0 type bridge
+# $BRIDGE_ARGS`, as an operator would make it, and tether's ADDs use it.
 #
 #   bench/probes/node.sh MODE B TETHER_DIR 'COMMAND'
 #   bench/probes/node.sh bridge 1000 /tmp/bin 'strace -c -f -o /tmp/x cni ADD $CTR'
+#   BRIDGE_ARGS='mcast_snooping 1' bench/probes/node.sh bridge 1000 /tmp/bin '...'
 #
 # Root only. Addresses 198.18.0.0/16, no traffic sent.
 set -euo pipefail
@@ -19,6 +22,10 @@ mount -t tmpfs -o mode=0755 tmpfs /run/netns
 DATA=$(mktemp -d /tmp/tb-probe.XXXXXX)
 trap 'rm -rf "$DATA"' EXIT
 ip netns add node
+if [[ $MODE == bridge && -n ${BRIDGE_ARGS:-} ]]; then
+  # shellcheck disable=SC2086  # BRIDGE_ARGS is a list of ip arguments
+  ip -n node link add tb-br0 type bridge $BRIDGE_ARGS
+fi
 for ((k = 0; k <= B; k++)); do ip netns add "c$k"; done
 case $MODE in
   ptp) EXTRA='"mode": "ptp"' ;;

@@ -92,11 +92,14 @@ fn a_bridge_is_created_once_and_verified_after() {
         assert!(again.addr_gen_none(), "sealed bridge generates no IPv6 address");
         let doc = json("ip", &["-d", "link", "show", "dev", "tbr0"]);
         assert_eq!(doc[0]["linkinfo"]["info_data"]["vlan_filtering"], u8::from(filtering), "{doc}");
-        // an unconfigured bridge (made by someone else) is brought in line
+        assert_eq!(doc[0]["linkinfo"]["info_data"]["mcast_snooping"], 0, "a bridge tether makes does not snoop: {doc}");
+        // an unconfigured bridge (made by someone else) is brought in line, its snooping left as it is
         tool("ip", &["link", "add", "tbr1", "type", "bridge"]);
         let br1 = device::ensure_bridge(&nl, &sealed("tbr1"), None, GROUP).await.unwrap();
         let br1 = nl.link_by_index(br1.index).await.unwrap().unwrap();
         assert!(br1.up && br1.addr_gen_none() && br1.group == GROUP && br1.arp_ignore == Some(8), "{br1:?}");
+        let doc = json("ip", &["-d", "link", "show", "dev", "tbr1"]);
+        assert_eq!(doc[0]["linkinfo"]["info_data"]["mcast_snooping"], 1, "{doc}");
     });
 }
 

@@ -40,6 +40,8 @@ pub struct BridgeSpec<'a> {
     pub vlan_filtering: bool,
     /// IFF_PROMISC.
     pub promisc: bool,
+    /// `mcast_snooping` (the kernel's default is on).
+    pub multicast_snooping: bool,
 }
 
 /// Settings to change on an existing link, all in one request. `None` / `false` leaves a
@@ -203,11 +205,14 @@ impl Netlink {
         }
         msg.attributes.push(LinkAttribute::Address(spec.mac.to_vec()));
         msg.attributes.push(LinkAttribute::Group(spec.group));
-        let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
+        let mut data = vec![InfoBridge::MulticastSnooping(spec.multicast_snooping)];
         if spec.vlan_filtering {
-            info.push(LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(true)])));
+            data.push(InfoBridge::VlanFiltering(true));
         }
-        msg.attributes.push(LinkAttribute::LinkInfo(info));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(data)),
+        ]));
         self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL).await
     }
 
