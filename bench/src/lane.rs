@@ -230,9 +230,13 @@ pub fn floor_scripts(kind: Kind, ctr: &str) -> (String, String) {
     (host, inner)
 }
 
-/// The floor's node-namespace setup for the bridge scenario (untimed, once).
+/// The floor's node-namespace setup for the bridge scenario (untimed, once): the bridge as tether
+/// makes it, without multicast snooping (which makes every port's arrival and departure cost
+/// more with every port there: `plugin/src/bridge/device.rs`).
 pub fn floor_bridge_setup() -> String {
-    format!("link add {BRIDGE} type bridge\naddress add 198.18.0.1/16 dev {BRIDGE}\nlink set {BRIDGE} up\n")
+    format!(
+        "link add {BRIDGE} type bridge mcast_snooping 0\naddress add 198.18.0.1/16 dev {BRIDGE}\nlink set {BRIDGE} up\n"
+    )
 }
 
 /// The order in which the sides go in iteration `i`: rotating, so no side is always first (ABAB, BABA...).

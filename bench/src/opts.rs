@@ -16,7 +16,7 @@ usage: tether-bench [options]   (root; normally run through scripts/bench)
   --prefill N             reservations in the prefilled IPAM store (65000)
   --cri-iterations N      CRI pods per side and family under containerd (10)
   --scale-sizes LIST      node scale: the B values, live attachments on the node (0,1,100,1000)
-  --scale-cycles N        node scale: ADD/CHECK/DEL cycles at each B (30)
+  --scale-cycles N        node scale: ADD/CHECK/DEL cycles at each B (60)
   --scale-parallel N      node scale: containers brought up / drained at once (16; 0 skips it)
   --scale-kinds LIST      node scale: ptp,bridge or one of them (both)
   --scale-sides LIST      node scale: which of tether,reference,floor run (all; fewer to see what the
@@ -85,7 +85,7 @@ impl Default for Opts {
             rss_runs: 5,
             prefill: 65_000,
             scale_sizes: vec![0, 1, 100, 1000],
-            scale_cycles: 30,
+            scale_cycles: 60,
             scale_parallel: 16,
             scale_kinds: SCALE_KINDS.iter().map(|s| s.to_string()).collect(),
             scale_sides: SCALE_SIDES.iter().map(|s| s.to_string()).collect(),
