@@ -81,8 +81,9 @@ fn fixes(br: &Link, conf: &BridgeConf, group: u32) -> LinkUpdate {
 /// leaves makes the kernel re-arm both multicast query timers of every other port
 /// (`br_stp_enable_port` / `br_stp_disable_port` -> `br_port_state_selection` ->
 /// `br_multicast_enable_port`): with 1,000 ports, 36% of the CPU of deleting one (`perf record`
-/// of `ip link del`) and 2,000 timers to run per container start or stop;
-/// `bench/probes/multicast-snooping.sh` at 1,000 ports: ADD 6.35 -> 4.34 ms, DEL 26.3 -> 22.7 ms.
+/// of `ip link del`), and 2,000 timers fire on the next tick, per container start or stop.
+/// `bench/probes/multicast-snooping.sh` on fresh 1,000-port nodes, two each: ADD 6.17 and 6.87
+/// ms with snooping, 4.92 and 5.13 ms without; DEL CPU 4.49 and 5.07 against 3.47 and 3.71 ms.
 /// Forwarding is the same without a multicast querier on the segment (the bridge is none,
 /// `multicast_querier` 0): a snooping bridge that has seen no query floods multicast too. Where
 /// a querier runs, the operator makes the bridge or sets `mcast_snooping 1` on it; an existing
