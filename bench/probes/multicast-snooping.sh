@@ -7,17 +7,16 @@
 set -euo pipefail
 source "$(dirname "$0")/timing.sh"
 ROUNDS=${1:-25}
-stat() { echo perf stat -x, -e duration_time,task-clock -o "$OUT/$1.$RANDOM$RANDOM"; }
-prev() { jq -c --slurpfile p "$OUT/r" '.prevResult = $p[0]' "$OUT/conf" >"$OUT/prev"; }
-node_end() { jq -r '.interfaces[] | select(.sandbox == null and .name != "tb-br0") | .name' "$OUT/r"; }
+# shellcheck disable=SC2046  # timed prints a command line
 for ((r = 0; r < ROUNDS; r++)); do
-  P ADD "f$r" "$OUT/conf" $(stat ADD) >"$OUT/r"
-  $(stat floor-DEL) ip link del "$(node_end)"
-  prev
-  P DEL "f$r" "$OUT/prev"
+  add port-add "f$r"
+  $(timed floor) ip link del "$(node_end)"
+  del "f$r"
   P ADD "d$r" "$OUT/conf" >"$OUT/r"
-  prev
-  P DEL "d$r" "$OUT/prev" $(stat DEL)
+  prev_for "$OUT/conf"
+  P DEL "d$r" "$OUT/prev" $(timed port-del)
 done
 echo "tb-br0 mcast_snooping $(ip -j -d link show tb-br0 | jq '.[0].linkinfo.info_data.mcast_snooping'), $(ip -o link show master tb-br0 | wc -l) ports"
-for l in ADD DEL floor-DEL; do medians "$l" | sed "s/^ADD /    /"; done
+medians port-add ADD
+medians port-del DEL
+medians floor DEL
